@@ -1,0 +1,31 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// berth: a container runtime for Linux that measures itself.
+/// Dependencies point downward: executables → Runtime → Cgroups/OCI → Sys → C.
+let package = Package(
+    name: "berth",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "berth-runtime", targets: ["berth-runtime"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C: the child side of clone3 (plan executor) and the exec joiner.
+        .target(name: "CBerthLaunch", cSettings: [.define("_GNU_SOURCE")]),
+        .target(name: "BerthSys", dependencies: ["CBerthLaunch"]),
+        .target(name: "BerthOCI", dependencies: ["BerthSys"]),
+        .target(name: "BerthCgroups", dependencies: ["BerthSys"]),
+        .target(name: "BerthRuntime", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "CBerthLaunch"]),
+        .executableTarget(
+            name: "berth-runtime",
+            dependencies: ["BerthRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "BerthOCITests", dependencies: ["BerthOCI"]),
+        .testTarget(name: "BerthCgroupsTests", dependencies: ["BerthCgroups"]),
+        .testTarget(name: "BerthIntegrationTests", dependencies: ["BerthRuntime", "BerthCgroups", "BerthOCI", "berth-runtime"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

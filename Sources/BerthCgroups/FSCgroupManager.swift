@@ -1,0 +1,191 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BerthSys
+
+/// cgroupfs driver for legacy, hybrid and unified hosts. On a hybrid host the
+/// v1 controllers do the limiting and the container also gets its own cgroup
+/// in the v2 tree: a unique v2 cgroup id (eBPF attribution), `cgroup.events`,
+/// `cgroup.kill` and `cgroup.freeze`.
+public struct FSCgroupManager: CgroupManager {
+    public let layout: CgroupLayout
+    public let v1Directories: [String]
+    public let v2Directory: String?
+    /// The first path component of a relative cgroupsPath that we may remove when empty.
+    let removableAncestors: [String]
+
+    public init(layout: CgroupLayout, path: CgroupPath, caller: ProcessCgroups) {
+        self.layout = layout
+        let hierarchies = layout.controllerHierarchies
+        v1Directories = hierarchies.map { path.directory(in: $0, caller: caller) }
+        v2Directory = layout.v2.map { path.directory(in: $0, caller: caller) }
+        // Parents inside cgroupsPath (e.g. "berth" of "berth/c1") are ours to remove when they empty.
+        let components = path.path.split(separator: "/")
+        var ancestors: [String] = []
+        if components.count > 1 {
+            for dir in v1Directories + (v2Directory.map { [$0] } ?? []) {
+                var d = dir
+                for _ in 1..<components.count {
+                    d = String(d[..<d.lastIndex(of: "/")!])
+                    ancestors.append(d)
+                }
+            }
+        }
+        removableAncestors = ancestors
+    }
+
+    /// Restores a manager from the directories recorded in a container's state.
+    public init(layout: CgroupLayout, v1Directories: [String], v2Directory: String?, removableAncestors: [String]) {
+        self.layout = layout; self.v1Directories = v1Directories; self.v2Directory = v2Directory; self.removableAncestors = removableAncestors
+    }
+
+    public var directories: [String] { v1Directories + (v2Directory.map { [$0] } ?? []) }
+    public var ancestors: [String] { removableAncestors }
+
+    public func create() throws(BerthError) {
+        for dir in directories {
+            do { try Files.makeDirectories(dir) } catch { throw BerthError("create cgroup", path: dir, errno: error.errno) }
+        }
+        // A new v1 cpuset is empty and refuses tasks (ENOSPC) until it has cpus and mems.
+        if let cpuset = v1Directory(for: "cpuset") {
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                let own = (try? Files.read(cpuset + "/" + file))?.trimmingWhitespace() ?? ""
+                if own.isEmpty { try inheritCpuset(cpuset, file: file) }
+            }
+        }
+    }
+
+    /// Copies a cpuset file down from the nearest ancestor that has a value.
+    private func inheritCpuset(_ dir: String, file: String) throws(BerthError) {
+        var chain: [String] = []
+        var d = dir
+        var value = ""
+        while let slash = d.lastIndex(of: "/"), d != "/" {
+            chain.append(d)
+            d = String(d[..<slash])
+            value = (try? Files.read(d + "/" + file))?.trimmingWhitespace() ?? ""
+            if !value.isEmpty { break }
+        }
+        guard !value.isEmpty else { return }
+        for dir in chain.reversed() {
+            let own = (try? Files.read(dir + "/" + file))?.trimmingWhitespace() ?? ""
+            if own.isEmpty { try Files.write(value, to: dir + "/" + file) }
+        }
+    }
+
+    public func v1Directory(for controller: String) -> String? {
+        for (h, dir) in zip(layout.controllerHierarchies, v1Directories) where h.controllers.contains(controller) { return dir }
+        return nil
+    }
+
+    public func placement() throws(BerthError) -> Placement {
+        var fds: [Int32] = []
+        do {
+            for dir in v1Directories {
+                let fd = try FileDescriptor(open: dir + "/tasks", flags: O_WRONLY)
+                fds.append(fd.release())
+            }
+            var v2fd: Int32?
+            if let v2Directory {
+                v2fd = try FileDescriptor(open: v2Directory, flags: O_RDONLY | O_DIRECTORY).release()
+            }
+            return Placement(taskFDs: fds, cgroup2FD: v2fd)
+        } catch {
+            fds.forEach { close($0) }
+            throw error
+        }
+    }
+
+    public func joinFiles() throws(BerthError) -> [Int32] {
+        var fds: [Int32] = []
+        do {
+            for dir in v1Directories { fds.append(try FileDescriptor(open: dir + "/tasks", flags: O_WRONLY).release()) }
+            if let v2Directory { fds.append(try FileDescriptor(open: v2Directory + "/cgroup.procs", flags: O_WRONLY).release()) }
+        } catch {
+            fds.forEach { close($0) }
+            throw error
+        }
+        return fds
+    }
+
+    /// Pausing uses the v2 freezer where the container has a v2 cgroup (hybrid and
+    /// unified hosts), the v1 freezer otherwise. Both wait until frozen.
+    public func freeze() throws(BerthError) {
+        if let v2Directory {
+            try Files.write("1", to: v2Directory + "/cgroup.freeze")
+            try waitUntil { (try? Files.read(v2Directory + "/cgroup.events"))?.contains("frozen 1") == true }
+        } else if let freezer = v1Directory(for: "freezer") {
+            try Files.write("FROZEN", to: freezer + "/freezer.state")
+            try waitUntil { (try? Files.read(freezer + "/freezer.state"))?.hasPrefix("FROZEN") == true }
+        } else {
+            throw BerthError("pause: no freezer (neither cgroup.freeze nor a v1 freezer hierarchy)")
+        }
+    }
+
+    public func thaw() throws(BerthError) {
+        if let v2Directory {
+            try Files.write("0", to: v2Directory + "/cgroup.freeze")
+        } else if let freezer = v1Directory(for: "freezer") {
+            try Files.write("THAWED", to: freezer + "/freezer.state")
+        }
+    }
+
+    public var isFrozen: Bool {
+        if let v2Directory { return (try? Files.read(v2Directory + "/cgroup.freeze"))?.hasPrefix("1") == true }
+        if let freezer = v1Directory(for: "freezer") { return (try? Files.read(freezer + "/freezer.state"))?.hasPrefix("FROZEN") == true }
+        return false
+    }
+
+    private func waitUntil(_ done: () -> Bool) throws(BerthError) {
+        for _ in 0..<5000 {
+            if done() { return }
+            usleep(1000)
+        }
+        throw BerthError("freeze did not complete within 5 s", path: directories.first)
+    }
+
+    public func processes() -> [pid_t] {
+        let file = v2Directory.map { $0 + "/cgroup.procs" } ?? v1Directory(for: "pids").map { $0 + "/cgroup.procs" }
+            ?? v1Directories.first.map { $0 + "/cgroup.procs" }
+        guard let file, let text = try? Files.read(file) else { return [] }
+        return text.split(separator: "\n").compactMap { pid_t($0) }.sorted()
+    }
+
+    public func signalAll(_ signal: Int32) throws(BerthError) {
+        if signal == SIGKILL, let v2Directory, Files.exists(v2Directory + "/cgroup.kill") {
+            try Files.write("1", to: v2Directory + "/cgroup.kill")
+            return
+        }
+        let wasFrozen = isFrozen
+        try? freeze()
+        for pid in processes() { try Processes.signal(pid, signal, ignoreMissing: true) }
+        if !wasFrozen { try thaw() }
+    }
+
+    public func destroy() throws(BerthError) {
+        var firstError: BerthError?
+        for dir in directories where Files.exists(dir) {
+            // rmdir can race the last task's exit: retry briefly on EBUSY
+            var attempts = 0
+            while rmdir(dir) != 0 {
+                let e = errno
+                if e == ENOENT { break }
+                if e == EBUSY && attempts < 500 { attempts += 1; usleep(1000); continue }
+                if firstError == nil { firstError = .sys("remove cgroup", path: dir, errno: e) }
+                break
+            }
+        }
+        // Deepest first; a parent still used by another container stays (EBUSY / ENOTEMPTY).
+        for dir in removableAncestors.sorted(by: { $0.count > $1.count }) { rmdir(dir) }
+        if let firstError { throw firstError }
+    }
+}
+
+extension String {
+    func trimmingWhitespace() -> String {
+        var s = Substring(self)
+        while let c = s.first, c == " " || c == "\n" || c == "\t" { s.removeFirst() }
+        while let c = s.last, c == " " || c == "\n" || c == "\t" { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,111 @@
+import BerthSys
+
+/// One mounted cgroup hierarchy, as read from /proc/self/mountinfo.
+public struct Hierarchy: Sendable, Equatable, Codable {
+    public enum Version: String, Sendable, Codable { case v1, v2 }
+    public var version: Version
+    /// Where it is mounted (`/sys/fs/cgroup/memory`).
+    public var mountPoint: String
+    /// The cgroup path that is the mount's root (usually `/`).
+    public var root: String
+    /// v1 controllers bound to it (`cpu`, `memory`, or `name=systemd`); empty for v2.
+    public var controllers: [String]
+
+    public init(version: Version, mountPoint: String, root: String, controllers: [String]) {
+        self.version = version; self.mountPoint = mountPoint; self.root = root; self.controllers = controllers
+    }
+}
+
+/// How the host mounts cgroups: never assumed, always read from the mount table.
+public enum CgroupMode: String, Sendable, Codable {
+    /// v1 controllers only.
+    case legacy
+    /// v1 controllers, and a v2 mount without them (this machine).
+    case hybrid
+    /// v2 only.
+    case unified
+}
+
+public struct CgroupLayout: Sendable, Equatable {
+    public var mode: CgroupMode
+    public var v1: [Hierarchy]
+    public var v2: Hierarchy?
+
+    public init(mode: CgroupMode, v1: [Hierarchy], v2: Hierarchy?) { self.mode = mode; self.v1 = v1; self.v2 = v2 }
+
+    static let v1Options: Set<String> = ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
+                                         "hugetlb", "net_cls", "net_prio", "perf_event", "rdma", "misc"]
+
+    /// Parses mountinfo text. Fields: id parent major:minor root mountpoint options - fstype source superoptions.
+    public static func parse(mountinfo: String) -> CgroupLayout {
+        var v1: [Hierarchy] = []
+        var v2: Hierarchy?
+        for line in mountinfo.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: false)
+            guard let dash = fields.firstIndex(of: "-"), dash + 3 < fields.count + 1, fields.count > dash + 1, dash >= 6 else { continue }
+            let fstype = fields[dash + 1]
+            let root = unescape(String(fields[3]))
+            let mountPoint = unescape(String(fields[4]))
+            if fstype == "cgroup2" {
+                if v2 == nil { v2 = Hierarchy(version: .v2, mountPoint: mountPoint, root: root, controllers: []) }
+            } else if fstype == "cgroup", fields.count > dash + 3 {
+                let superOptions = fields[dash + 3].split(separator: ",").map(String.init)
+                let controllers = superOptions.filter { v1Options.contains($0) || $0.hasPrefix("name=") }
+                guard !controllers.isEmpty, !v1.contains(where: { $0.controllers == controllers }) else { continue }
+                v1.append(Hierarchy(version: .v1, mountPoint: mountPoint, root: root, controllers: controllers))
+            }
+        }
+        let mode: CgroupMode = v1.isEmpty ? .unified : (v2 == nil ? .legacy : .hybrid)
+        return CgroupLayout(mode: mode, v1: v1, v2: v2)
+    }
+
+    /// mountinfo escapes space, tab, newline and backslash as octal.
+    static func unescape(_ s: String) -> String {
+        guard s.contains("\\") else { return s }
+        var out = [UInt8]()
+        let bytes = Array(s.utf8)
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == UInt8(ascii: "\\"), i + 3 < bytes.count,
+               let v = UInt8(String(decoding: bytes[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
+                out.append(v); i += 4
+            } else { out.append(bytes[i]); i += 1 }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The layout of the running host.
+    public static func detect() throws(BerthError) -> CgroupLayout {
+        parse(mountinfo: try Files.read("/proc/self/mountinfo"))
+    }
+
+    /// The v1 hierarchies that carry real controllers (named ones like name=systemd are not ours to manage).
+    public var controllerHierarchies: [Hierarchy] {
+        v1.filter { $0.controllers.contains { !$0.hasPrefix("name=") } }
+    }
+}
+
+/// /proc/PID/cgroup: "hierarchy-id:controllers:path" per line.
+public struct ProcessCgroups: Sendable, Equatable {
+    /// controller list (comma-joined, as in the file) → path; "" is the v2 entry.
+    public var paths: [String: String]
+
+    public static func parse(_ text: String) -> ProcessCgroups {
+        var paths: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3 else { continue }
+            paths[String(parts[1])] = String(parts[2])
+        }
+        return ProcessCgroups(paths: paths)
+    }
+
+    public static func current() throws(BerthError) -> ProcessCgroups {
+        parse(try Files.read("/proc/self/cgroup"))
+    }
+
+    /// The path of this process in a hierarchy.
+    public func path(in hierarchy: Hierarchy) -> String? {
+        hierarchy.version == .v2 ? paths[""] : paths[hierarchy.controllers.joined(separator: ",")]
+    }
+}

@@ -1,0 +1,52 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import BerthOCI
+import BerthCgroups
+
+/// The runtime-spec features document (features.md), true to what berth implements.
+public struct FeaturesDocument: Codable, Sendable {
+    public struct LinuxFeatures: Codable, Sendable {
+        public struct CgroupFeatures: Codable, Sendable { public var v1: Bool; public var v2: Bool; public var systemd: Bool; public var systemdUser: Bool; public var rdma: Bool }
+        public struct SeccompFeatures: Codable, Sendable { public var enabled: Bool }
+        public struct Feature: Codable, Sendable { public var enabled: Bool }
+        public var namespaces: [String]
+        public var capabilities: [String]
+        public var cgroup: CgroupFeatures
+        public var seccomp: SeccompFeatures
+        public var apparmor: Feature
+        public var selinux: Feature
+        public var intelRdt: Feature
+        public var mountExtensions: [String: Feature]?
+    }
+    public var ociVersionMin: String
+    public var ociVersionMax: String
+    public var hooks: [String]
+    public var mountOptions: [String]
+    public var linux: LinuxFeatures
+    public var annotations: [String: String]
+
+    public static func current() -> FeaturesDocument {
+        let options = (Array(MountOptions.flags.keys) + Array(MountOptions.propagation.keys)).sorted()
+        return FeaturesDocument(
+            ociVersionMin: "1.0.0", ociVersionMax: "1.3.0",
+            hooks: ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+            mountOptions: options,
+            linux: LinuxFeatures(
+                namespaces: NamespaceKind.allCases.map(\.rawValue),
+                capabilities: CapabilityTable.names,
+                cgroup: .init(v1: true, v2: true, systemd: false, systemdUser: false, rdma: false),
+                seccomp: .init(enabled: false),
+                apparmor: .init(enabled: false), selinux: .init(enabled: false), intelRdt: .init(enabled: false),
+                mountExtensions: nil),
+            annotations: ["org.berth.runtime.version": "0.1.0"])
+    }
+
+    public func encoded() -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return Array((try? encoder.encode(self)) ?? Data())
+    }
+}

@@ -1,0 +1,116 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CBerthLaunch
+import BerthOCI
+import BerthSys
+
+/// A container process that the C side has cloned and set up.
+struct LaunchedProcess {
+    var pid: pid_t
+    var pidfd: Int32
+    var sync: Int32
+}
+
+/// Drives the parent half of the sync protocol documented in berth_launch.h.
+enum Launcher {
+    /// Clones the container init, writes id maps, sends GO with the state, runs
+    /// the runtime-namespace hooks when asked, and returns once the child is READY.
+    static func launchInit(plan: LaunchPlan, fds: LaunchFDs, preserveFDs: Int,
+                           state: (pid_t) -> [UInt8],
+                           runtimeHooks: (pid_t) throws(BerthError) -> Void) throws(BerthError) -> LaunchedProcess {
+        let arena = PlanArena()
+        var cplan = plan.cPlan(arena, fds: fds, preserveFDs: preserveFDs)
+        var pid: pid_t = 0, pidfd: Int32 = -1, sync: Int32 = -1, stage: Int32 = 0
+        let r = berth_launch(&cplan, &pid, &pidfd, &sync, &stage)
+        guard r == 0 else { throw BerthError(String(cString: berth_stage_name(stage)), errno: -r) }
+        let launched = LaunchedProcess(pid: pid, pidfd: pidfd, sync: sync)
+        do throws(BerthError) {
+            if plan.userNamespace { try writeIDMaps(pid: pid, plan: plan) }
+            try send(sync, BERTH_SYNC_GO)
+            let blob = state(pid)
+            let sent = blob.withUnsafeBytes { berth_sync_send_blob(sync, $0.baseAddress, $0.count) }
+            guard sent == 0 else { throw BerthError("send state to container", errno: -sent) }
+            loop: while true {
+                let msg = try receive(sync, pid: pid)
+                switch msg.type {
+                case Int32(BERTH_SYNC_HOOKS.rawValue):
+                    try runtimeHooks(pid)
+                    try send(sync, BERTH_SYNC_HOOKS_DONE)
+                case Int32(BERTH_SYNC_READY.rawValue):
+                    break loop
+                default:
+                    throw BerthError("unexpected sync message \(msg.type) from container")
+                }
+            }
+        } catch {
+            abandon(launched)
+            throw error
+        }
+        return launched
+    }
+
+    /// Exec: joins a running container; returns once the new process is READY.
+    static func launchExec(plan: LaunchPlan, fds: LaunchFDs, preserveFDs: Int) throws(BerthError) -> LaunchedProcess {
+        let arena = PlanArena()
+        var cplan = plan.cPlan(arena, fds: fds, preserveFDs: preserveFDs)
+        var pid: pid_t = 0, sync: Int32 = -1, stage: Int32 = 0
+        let r = berth_exec_launch(&cplan, &pid, &sync, &stage)
+        guard r == 0 else { throw BerthError(String(cString: berth_stage_name(stage)), errno: -r) }
+        let launched = LaunchedProcess(pid: pid, pidfd: -1, sync: sync)
+        do throws(BerthError) {
+            let msg = try receive(sync, pid: pid)
+            guard msg.type == Int32(BERTH_SYNC_READY.rawValue) else { throw BerthError("unexpected sync message \(msg.type)") }
+        } catch {
+            abandon(launched)
+            throw error
+        }
+        return launched
+    }
+
+    /// After START (or the fifo byte): EOF means execve succeeded; ERROR names why not.
+    static func awaitExec(_ p: LaunchedProcess) throws(BerthError) {
+        var msg = berth_sync_msg()
+        let r = berth_sync_recv(p.sync, &msg)
+        if r == 0 && msg.type == Int32(BERTH_SYNC_ERROR.rawValue) { throw childError(msg) }
+    }
+
+    static func send(_ fd: Int32, _ type: berth_sync_type) throws(BerthError) {
+        var msg = berth_sync_msg()
+        msg.type = Int32(type.rawValue)
+        let r = berth_sync_send(fd, &msg)
+        guard r == 0 else { throw BerthError("sync with container", errno: -r) }
+    }
+
+    static func receive(_ fd: Int32, pid: pid_t) throws(BerthError) -> berth_sync_msg {
+        var msg = berth_sync_msg()
+        let r = berth_sync_recv(fd, &msg)
+        if r == -EPIPE {
+            var status: Int32 = 0
+            berth_wait_pid(pid, &status)
+            throw BerthError("container process exited during setup (status \(exitCode(status)))")
+        }
+        guard r == 0 else { throw BerthError("sync with container", errno: -r) }
+        if msg.type == Int32(BERTH_SYNC_ERROR.rawValue) { throw childError(msg) }
+        return msg
+    }
+
+    /// Kills and reaps a half-made container process.
+    static func abandon(_ p: LaunchedProcess) {
+        kill(p.pid, SIGKILL)
+        var status: Int32 = 0
+        berth_wait_pid(p.pid, &status)
+        close(p.sync)
+        if p.pidfd >= 0 { close(p.pidfd) }
+    }
+
+    /// The parent writes the maps: the child cannot map ids it does not own.
+    static func writeIDMaps(pid: pid_t, plan: LaunchPlan) throws(BerthError) {
+        if geteuid() != 0 {
+            // an unprivileged writer must give up setgroups before gid_map is accepted
+            try Files.write("deny", to: "/proc/\(pid)/setgroups")
+        }
+        if let map = plan.uidMap, !map.isEmpty { try Files.write(map, to: "/proc/\(pid)/uid_map") }
+        if let map = plan.gidMap, !map.isEmpty { try Files.write(map, to: "/proc/\(pid)/gid_map") }
+    }
+}

@@ -1,0 +1,404 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CBerthLaunch
+import BerthCgroups
+import BerthOCI
+import BerthSys
+
+/// Options of `create` and `run`.
+public struct CreateOptions: Sendable {
+    public var bundle: String
+    public var pidFile: String?
+    public var consoleSocket: String?
+    public var noPivot = false
+    public var noNewKeyring = false
+    public var preserveFDs = 0
+    public init(bundle: String) { self.bundle = bundle }
+}
+
+/// Options of `exec`.
+public struct ExecOptions: Sendable {
+    public var pidFile: String?
+    public var consoleSocket: String?
+    public var detach = false
+    public var preserveFDs = 0
+    public init() {}
+}
+
+/// The container lifecycle over one state root: what `berth-runtime` commands do.
+public struct Runtime: Sendable {
+    public let store: StateStore
+    public let log: Logger
+
+    public init(root: String, log: Logger = Logger()) {
+        store = StateStore(root: root)
+        self.log = log
+    }
+
+    // MARK: create / start / run
+
+    /// Sets the container up to the point of execve and leaves it waiting for `start`.
+    @discardableResult
+    public func create(id: String, options: CreateOptions) throws(BerthError) -> ContainerRecord {
+        try launch(id: id, options: options, mode: .create).record
+    }
+
+    enum LaunchMode { case create, run }
+
+    private func launch(id: String, options: CreateOptions, mode: LaunchMode) throws(BerthError) -> (record: ContainerRecord, process: LaunchedProcess, console: Int32) {
+        var timeline = Timeline()
+        try StateStore.validate(id: id)
+        let bundle = try Files.realPath(Files.absolute(options.bundle, relativeTo: Files.currentDirectory()))
+        let spec = try Spec.load(path: bundle + "/config.json")
+        guard let process = spec.process else { throw BerthError("\(bundle)/config.json: process: required to create a container") }
+        timeline.mark("config")
+
+        let layout = try CgroupLayout.detect()
+        let caller = try ProcessCgroups.current()
+        let cgroupPath = CgroupPath(spec.linux?.cgroupsPath ?? "berth/\(id)")
+        if cgroupPath.path.contains(":") {
+            throw BerthError("linux.cgroupsPath \"\(cgroupPath.path)\" is in systemd slice:prefix:name form; the systemd cgroup driver is not supported")
+        }
+        let cgroups = FSCgroupManager(layout: layout, path: cgroupPath, caller: caller)
+
+        var compiler = PlanCompiler(bundle: bundle, cgroupLayout: layout)
+        compiler.noPivot = options.noPivot
+        compiler.cgroupDirectories = zip(layout.controllerHierarchies, cgroups.v1Directories).map { ($0, $1) }
+            + (layout.v2.flatMap { h in cgroups.v2Directory.map { [(h, $0)] } } ?? [])
+        var plan = try compiler.compile(spec)
+        timeline.mark("plan")
+
+        try store.reserve(id)
+        var fds = LaunchFDs()
+        var cleanupCgroups = false
+        do throws(BerthError) {
+            try cgroups.create()
+            cleanupCgroups = true
+            let placement = try cgroups.placement()
+            fds.cgroupTasks = placement.taskFDs
+            fds.cgroup2 = placement.cgroup2FD ?? -1
+            timeline.mark("cgroups")
+
+            if mode == .create {
+                let fifo = store.fifoPath(id)
+                guard mkfifo(fifo, 0o600) == 0 else { throw BerthError.sys("mkfifo", path: fifo) }
+                fds.execFifo = try FileDescriptor(open: fifo, flags: O_RDONLY | O_NONBLOCK).release()
+            }
+            var localConsole: Int32 = -1
+            if process.terminal == true {
+                if let socketPath = options.consoleSocket {
+                    fds.consoleSocket = try connectUnix(socketPath)
+                } else if mode == .run {
+                    // foreground run with a terminal: we are the console socket's other end
+                    var pair: [Int32] = [-1, -1]
+                    guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else { throw BerthError.sys("socketpair") }
+                    localConsole = pair[0]
+                    fds.consoleSocket = pair[1]
+                } else {
+                    throw BerthError("process.terminal is true: --console-socket is required")
+                }
+            } else if options.consoleSocket != nil {
+                throw BerthError("--console-socket given but process.terminal is false")
+            }
+            fds.joins = try openJoins(plan.joins)
+            if plan.joins.contains(where: { $0.kind == .user }) { plan.userNamespace = false }
+
+            let created = rfc3339Now()
+            let hooks = spec.hooks ?? Hooks()
+            let launched = try Launcher.launchInit(
+                plan: plan, fds: fds, preserveFDs: options.preserveFDs,
+                state: { pid in State(id: id, status: .creating, pid: pid, bundle: bundle, annotations: spec.annotations).encoded() },
+                runtimeHooks: { pid throws(BerthError) in
+                    let state = State(id: id, status: .creating, pid: pid, bundle: bundle, annotations: spec.annotations).encoded()
+                    try HookRunner.run(hooks.prestart ?? [], kind: "prestart", state: state)
+                    try HookRunner.run(hooks.createRuntime ?? [], kind: "createRuntime", state: state)
+                })
+            fds.closeAll()
+            fds = LaunchFDs()
+            timeline.mark("clone-to-ready")
+            guard let st = Processes.stat(launched.pid) else {
+                Launcher.abandon(launched)
+                throw BerthError("container process \(launched.pid) vanished after setup")
+            }
+            let record = ContainerRecord(
+                id: id, bundle: bundle, rootfs: plan.rootfs, pid: launched.pid, startTime: st.startTime, created: created,
+                phase: .created, owner: geteuid(), cgroupLayout: CgroupLayoutRecord(layout), cgroupV1: cgroups.v1Directories,
+                cgroupV2: cgroups.v2Directory, cgroupAncestors: cgroups.ancestors, config: spec)
+            do throws(BerthError) {
+                try store.save(record)
+                if let pidFile = options.pidFile {
+                    try Files.writeAtomically(Array("\(launched.pid)".utf8), to: Files.absolute(pidFile, relativeTo: Files.currentDirectory()), mode: 0o644)
+                }
+            } catch {
+                Launcher.abandon(launched)
+                throw error
+            }
+            timeline.mark("state")
+            timeline.flush(command: mode == .create ? "create" : "run")
+            if mode == .create {
+                close(launched.sync)
+                if launched.pidfd >= 0 { close(launched.pidfd) }
+            }
+            return (record, launched, localConsole)
+        } catch {
+            fds.closeAll()
+            if cleanupCgroups { try? cgroups.destroy() }
+            try? store.remove(id)
+            throw error
+        }
+    }
+
+    /// Lets a created container execve its process.
+    public func start(id: String) throws(BerthError) {
+        try store.withLock(id) { () throws(BerthError) in
+            guard let record = try store.load(id) else { throw BerthError("container \"\(id)\" is still being created") }
+            let status = self.status(of: record)
+            guard status == .created else { throw BerthError("cannot start container \"\(id)\" in state \(status.rawValue): it must be created") }
+            let fifo = store.fifoPath(id)
+            let fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+            guard fd >= 0 else {
+                throw BerthError("container \"\(id)\" is not waiting for start", path: fifo, errno: errno)
+            }
+            let one: [UInt8] = [1]
+            let n = write(fd, one, 1)
+            let e = errno
+            close(fd)
+            guard n == 1 else { throw BerthError.sys("write to exec fifo", path: fifo, errno: e) }
+            unlink(fifo)
+            var updated = record
+            updated.phase = .running
+            try store.save(updated)
+            runWarning(record.config.hooks?.poststart, kind: "poststart", record: updated, status: .running)
+        }
+    }
+
+    /// create + start in one process; in the foreground it waits and returns the exit code.
+    public func run(id: String, options: CreateOptions, detach: Bool) throws(BerthError) -> Int32 {
+        if detach {
+            try create(id: id, options: options)
+            do { try start(id: id) } catch {
+                try? delete(id: id, force: true)
+                throw error
+            }
+            return 0
+        }
+        let (record, launched, console) = try launch(id: id, options: options, mode: .run)
+        berth_forward_signals(launched.pid)
+        var running = record
+        do throws(BerthError) {
+            running.phase = .running
+            try store.save(running)
+            try Launcher.send(launched.sync, BERTH_SYNC_START)
+            try Launcher.awaitExec(launched)
+        } catch {
+            berth_forward_signals(0)
+            Launcher.abandon(launched)
+            try? delete(id: id, force: true)
+            throw error
+        }
+        close(launched.sync)
+        runWarning(record.config.hooks?.poststart, kind: "poststart", record: running, status: .running)
+        if console >= 0 {
+            let master = berth_recv_fd(console)
+            close(console)
+            if master >= 0 {
+                berth_pty_proxy(master)
+                close(master)
+            }
+        }
+        var status: Int32 = 0
+        let r = berth_wait_pid(launched.pid, &status)
+        berth_forward_signals(0)
+        if launched.pidfd >= 0 { close(launched.pidfd) }
+        try delete(id: id, force: true)
+        guard r == 0 else { throw BerthError("wait for container process", errno: -r) }
+        return exitCode(status)
+    }
+
+    // MARK: state
+
+    /// The status from facts, not from a waiter: is the pid ours and alive, is
+    /// the exec fifo still there, is the cgroup frozen.
+    public func status(of record: ContainerRecord) -> State.Status {
+        guard Processes.isAlive(record.pid, startTime: record.startTime) else { return .stopped }
+        if record.phase == .created && Files.exists(store.fifoPath(record.id)) { return .created }
+        return record.cgroups.isFrozen ? .paused : .running
+    }
+
+    public func state(id: String) throws(BerthError) -> State {
+        guard let record = try store.load(id) else {
+            return State(id: id, status: .creating, pid: nil, bundle: "", annotations: nil)
+        }
+        let status = self.status(of: record)
+        return State(id: id, status: status, pid: status == .stopped ? 0 : record.pid, bundle: record.bundle,
+                     annotations: record.config.annotations)
+    }
+
+    public func list() -> [(state: State, created: String, owner: UInt32)] {
+        store.ids().compactMap { id in
+            guard let record = try? store.load(id) else { return nil }
+            let status = self.status(of: record)
+            return (State(id: id, status: status, pid: status == .stopped ? 0 : record.pid, bundle: record.bundle,
+                          annotations: record.config.annotations), record.created, record.owner)
+        }
+    }
+
+    public func record(id: String) throws(BerthError) -> ContainerRecord {
+        guard let record = try store.load(id) else { throw BerthError("container \"\(id)\" is still being created") }
+        return record
+    }
+
+    // MARK: signals, pause, delete
+
+    public func kill(id: String, signal: Int32, all: Bool) throws(BerthError) {
+        let record = try record(id: id)
+        let status = self.status(of: record)
+        guard status != .stopped else { throw BerthError("cannot kill container \"\(id)\": it is stopped") }
+        if all {
+            try record.cgroups.signalAll(signal)
+        } else {
+            let pidfd = berth_pidfd_open(record.pid)
+            if pidfd >= 0 {
+                defer { close(pidfd) }
+                // the pidfd pins the process: no signal to a reused pid after the liveness check
+                guard Processes.isAlive(record.pid, startTime: record.startTime) else { throw BerthError("cannot kill container \"\(id)\": it is stopped") }
+                guard berth_pidfd_send_signal(pidfd, signal) == 0 else {
+                    throw .sys("send signal \(signal) to container \"\(id)\" pid", path: String(record.pid))
+                }
+            } else {
+                try Processes.signal(record.pid, signal)
+            }
+        }
+    }
+
+    public func pause(id: String) throws(BerthError) {
+        try store.withLock(id) { () throws(BerthError) in
+            let record = try record(id: id)
+            let status = self.status(of: record)
+            guard status == .running || status == .created else { throw BerthError("cannot pause container \"\(id)\" in state \(status.rawValue)") }
+            try record.cgroups.freeze()
+        }
+    }
+
+    public func resume(id: String) throws(BerthError) {
+        try store.withLock(id) { () throws(BerthError) in
+            let record = try record(id: id)
+            let status = self.status(of: record)
+            guard status == .paused else { throw BerthError("cannot resume container \"\(id)\" in state \(status.rawValue): it is not paused") }
+            try record.cgroups.thaw()
+        }
+    }
+
+    /// Removes a stopped container (or, with `force`, kills it first): poststop
+    /// hooks, cgroups in every hierarchy, the state directory.
+    public func delete(id: String, force: Bool) throws(BerthError) {
+        try StateStore.validate(id: id)
+        guard store.exists(id) else { throw BerthError("container \"\(id)\" does not exist") }
+        try store.withLock(id) { () throws(BerthError) in
+            guard let record = try store.load(id) else {
+                guard force else { throw BerthError("container \"\(id)\" is still being created; use --force") }
+                try store.remove(id)
+                return
+            }
+            let status = self.status(of: record)
+            let cgroups = record.cgroups
+            switch status {
+            case .stopped:
+                break
+            case .created:
+                // never started: nothing of the user's runs yet, so delete kills it (as runc does)
+                try killAndWait(record)
+            case .running, .paused, .creating:
+                guard force else {
+                    throw BerthError("cannot delete container \"\(id)\" in state \(status.rawValue): stop it first or use --force")
+                }
+                try killAndWait(record)
+            }
+            // Whatever the init left behind (no pid namespace): kill it so the cgroups can go.
+            if !cgroups.processes().isEmpty { try? cgroups.signalAll(SIGKILL); try? cgroups.thaw() }
+            runWarning(record.config.hooks?.poststop, kind: "poststop", record: record, status: .stopped)
+            var firstError: BerthError?
+            do throws(BerthError) { try cgroups.destroy() } catch { firstError = error }
+            do throws(BerthError) { try store.remove(id) } catch { firstError = firstError ?? error }
+            if let firstError { throw firstError }
+        }
+    }
+
+    private func killAndWait(_ record: ContainerRecord) throws(BerthError) {
+        let cgroups = record.cgroups
+        try? cgroups.signalAll(SIGKILL)
+        if Processes.isAlive(record.pid, startTime: record.startTime) { try? Processes.signal(record.pid, SIGKILL, ignoreMissing: true) }
+        if cgroups.isFrozen { try? cgroups.thaw() }
+        guard Processes.waitGone(record.pid, startTime: record.startTime, timeoutMs: 10_000) else {
+            throw BerthError("container \"\(record.id)\" pid \(record.pid) did not die within 10 s of SIGKILL")
+        }
+        // wait for the cgroup to empty as well (children die after the init)
+        for _ in 0..<5000 where !cgroups.processes().isEmpty { usleep(1000) }
+    }
+
+    /// A failing poststart/poststop hook is a warning, not an error (runtime-spec).
+    private func runWarning(_ hooks: [Hook]?, kind: String, record: ContainerRecord, status: State.Status) {
+        guard let hooks, !hooks.isEmpty else { return }
+        let state = State(id: record.id, status: status, pid: status == .stopped ? nil : record.pid, bundle: record.bundle,
+                          annotations: record.config.annotations).encoded()
+        do { try HookRunner.run(hooks, kind: kind, state: state) } catch { log.warn("\(error)") }
+    }
+
+    public func processes(id: String) throws(BerthError) -> [pid_t] {
+        try record(id: id).cgroups.processes()
+    }
+
+    // MARK: helpers
+
+    private func openJoins(_ joins: [(kind: NamespaceKind, path: String)]) throws(BerthError) -> [(kind: Int32, fd: Int32, path: String)] {
+        var out: [(kind: Int32, fd: Int32, path: String)] = []
+        for join in joins {
+            let fd = open(join.path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                let e = errno
+                out.forEach { close($0.fd) }
+                throw BerthError("open \(join.kind.rawValue) namespace", path: join.path, errno: e)
+            }
+            out.append((Int32(truncatingIfNeeded: join.kind.cloneFlag), fd, join.path))
+        }
+        return out
+    }
+}
+
+/// connect(2) to a Unix stream socket (the console socket).
+func connectUnix(_ path: String) throws(BerthError) -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw .sys("socket for console", path: path) }
+    var addr = sockaddr_un()
+    addr.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+        close(fd)
+        throw BerthError("console socket path is too long", path: path)
+    }
+    withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+        for (i, b) in bytes.enumerated() { raw[i] = b }
+    }
+    let r = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard r == 0 else {
+        let e = errno
+        close(fd)
+        throw .sys("connect to console socket", path: path, errno: e)
+    }
+    return fd
+}
+
+/// 2026-11-29T06:30:00.123456789Z
+func rfc3339Now() -> String {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    var t = time_t(ts.tv_sec)
+    var tmv = tm()
+    gmtime_r(&t, &tmv)
+    func pad(_ v: Int32, _ w: Int) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
+    let nanos = String(ts.tv_nsec)
+    return "\(tmv.tm_year + 1900)-\(pad(tmv.tm_mon + 1, 2))-\(pad(tmv.tm_mday, 2))T\(pad(tmv.tm_hour, 2)):\(pad(tmv.tm_min, 2)):\(pad(tmv.tm_sec, 2)).\(String(repeating: "0", count: 9 - nanos.count) + nanos)Z"
+}

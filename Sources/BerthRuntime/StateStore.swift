@@ -1,0 +1,108 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import BerthOCI
+import BerthSys
+import BerthCgroups
+
+/// What the runtime remembers about one container between invocations.
+public struct ContainerRecord: Codable, Sendable {
+    public enum Phase: String, Codable, Sendable { case created, running }
+    public var id: String
+    public var bundle: String
+    public var rootfs: String
+    public var pid: Int32
+    /// /proc/PID/stat start time: tells our process from a reused pid.
+    public var startTime: UInt64
+    public var created: String
+    public var phase: Phase
+    public var owner: UInt32
+    public var cgroupLayout: CgroupLayoutRecord
+    public var cgroupV1: [String]
+    public var cgroupV2: String?
+    public var cgroupAncestors: [String]
+    /// The config at create time: hooks and the process defaults for `exec`.
+    public var config: Spec
+
+    public var cgroups: FSCgroupManager {
+        FSCgroupManager(layout: cgroupLayout.layout, v1Directories: cgroupV1, v2Directory: cgroupV2, removableAncestors: cgroupAncestors)
+    }
+}
+
+/// CgroupLayout as stored in a record.
+public struct CgroupLayoutRecord: Codable, Sendable {
+    public var mode: CgroupMode
+    public var v1: [Hierarchy]
+    public var v2: Hierarchy?
+    public init(_ l: CgroupLayout) { mode = l.mode; v1 = l.v1; v2 = l.v2 }
+    public var layout: CgroupLayout { CgroupLayout(mode: mode, v1: v1, v2: v2) }
+}
+
+/// One directory per container under the runtime root, state written atomically.
+public struct StateStore: Sendable {
+    public let root: String
+
+    public init(root: String) { self.root = root }
+
+    public func directory(_ id: String) -> String { root + "/" + id }
+    public func fifoPath(_ id: String) -> String { directory(id) + "/exec.fifo" }
+    func statePath(_ id: String) -> String { directory(id) + "/state.json" }
+
+    /// Container ids are file names: letters, digits, `_ . -`, not starting with `.` or `-`.
+    public static func validate(id: String) throws(BerthError) {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+        guard !id.isEmpty, id.count <= 1024, id.allSatisfy({ allowed.contains($0) }), id.first != ".", id.first != "-" else {
+            throw BerthError("invalid container id \"\(id)\": use letters, digits, _ . - (not starting with . or -)")
+        }
+    }
+
+    /// Creates the container's directory; fails when the id is taken.
+    public func reserve(_ id: String) throws(BerthError) {
+        try Files.makeDirectories(root, mode: 0o711)
+        guard mkdir(directory(id), 0o711) == 0 else {
+            if errno == EEXIST { throw BerthError("container \"\(id)\" already exists") }
+            throw .sys("create state directory", path: directory(id))
+        }
+    }
+
+    public func exists(_ id: String) -> Bool { Files.isDirectory(directory(id)) }
+
+    public func load(_ id: String) throws(BerthError) -> ContainerRecord? {
+        guard exists(id) else { throw BerthError("container \"\(id)\" does not exist") }
+        guard Files.exists(statePath(id)) else { return nil } // still being created
+        let bytes = try Files.readBytes(statePath(id))
+        do { return try JSONDecoder().decode(ContainerRecord.self, from: Data(bytes)) } catch {
+            throw BerthError("corrupt state file \(statePath(id)): \(error)")
+        }
+    }
+
+    public func save(_ record: ContainerRecord) throws(BerthError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard let data = try? encoder.encode(record) else { throw BerthError("encode state of \(record.id)") }
+        try Files.writeAtomically(Array(data), to: statePath(record.id))
+    }
+
+    public func remove(_ id: String) throws(BerthError) { try Files.removeTree(directory(id)) }
+
+    public func ids() -> [String] {
+        ((try? Files.list(root)) ?? []).filter { Files.isDirectory(directory($0)) }
+    }
+
+    /// flock on the container's directory, held while a command changes it.
+    public func withLock<T>(_ id: String, _ body: () throws(BerthError) -> T) throws(BerthError) -> T {
+        let fd = open(directory(id), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { throw BerthError("container \"\(id)\" does not exist") }
+            throw .sys("open", path: directory(id))
+        }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
+        return try body()
+    }
+}

@@ -1,0 +1,132 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// File helpers with errors that name the path and errno.
+public enum Files {
+    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Whole file as bytes.
+    public static func readBytes(_ path: String) throws(BerthError) -> [UInt8] {
+        let fd = try FileDescriptor(open: path, flags: O_RDONLY)
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { Glibc.read(fd.rawValue, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .sys("read", path: path)
+            }
+            if n == 0 { break }
+            out.append(contentsOf: buf[0..<n])
+        }
+        return out
+    }
+
+    public static func read(_ path: String) throws(BerthError) -> String {
+        String(decoding: try readBytes(path), as: UTF8.self)
+    }
+
+    /// Writes `value` to an existing file (a cgroup or proc file): one write(2).
+    public static func write(_ value: String, to path: String) throws(BerthError) {
+        let fd: FileDescriptor
+        do { fd = try FileDescriptor(open: path, flags: O_WRONLY) } catch { throw .sys("write \"\(value)\" to", path: path, errno: error.errno ?? EIO) }
+        try writeAll(fd.rawValue, Array(value.utf8), describing: "write \"\(value)\" to", path: path)
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], describing op: String, path: String) throws(BerthError) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .sys(op, path: path)
+            }
+            offset += n
+        }
+    }
+
+    /// Write-temp + fsync + rename: a crash never leaves a half-written file.
+    public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws(BerthError) {
+        let tmp = path + ".tmp.\(getpid())"
+        do throws(BerthError) {
+            let fd = try FileDescriptor(open: tmp, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
+            try writeAll(fd.rawValue, bytes, describing: "write", path: tmp)
+            guard fsync(fd.rawValue) == 0 else { throw BerthError.sys("fsync", path: tmp) }
+        } catch {
+            unlink(tmp)
+            throw error
+        }
+        guard rename(tmp, path) == 0 else {
+            let e = errno
+            unlink(tmp)
+            throw .sys("rename to", path: path, errno: e)
+        }
+    }
+
+    public static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws(BerthError) {
+        guard mkdir(path, mode) == 0 || errno == EEXIST else { throw .sys("mkdir", path: path) }
+    }
+
+    /// mkdir -p.
+    public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(BerthError) {
+        if isDirectory(path) { return }
+        var prefix = ""
+        for component in path.split(separator: "/", omittingEmptySubsequences: true) {
+            prefix += "/" + component
+            if mkdir(prefix, mode) != 0 && errno != EEXIST { throw .sys("mkdir", path: prefix) }
+        }
+    }
+
+    /// rm -rf without following symlinks or crossing into mounts' contents by name.
+    public static func removeTree(_ path: String) throws(BerthError) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else {
+            if errno == ENOENT { return }
+            throw .sys("stat", path: path)
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            for name in try list(path) { try removeTree(path + "/" + name) }
+            guard rmdir(path) == 0 || errno == ENOENT else { throw .sys("rmdir", path: path) }
+        } else {
+            guard unlink(path) == 0 || errno == ENOENT else { throw .sys("unlink", path: path) }
+        }
+    }
+
+    /// Names in a directory, without . and ..
+    public static func list(_ path: String) throws(BerthError) -> [String] {
+        guard let dir = opendir(path) else { throw .sys("opendir", path: path) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Resolves a path against a base directory when it is relative.
+    public static func absolute(_ path: String, relativeTo base: String) -> String {
+        path.hasPrefix("/") ? path : (base.hasSuffix("/") ? base + path : base + "/" + path)
+    }
+
+    public static func currentDirectory() -> String {
+        var buf = [CChar](repeating: 0, count: 4096)
+        guard getcwd(&buf, buf.count) != nil else { return "/" }
+        return String(cString: buf)
+    }
+
+    /// realpath(3).
+    public static func realPath(_ path: String) throws(BerthError) -> String {
+        guard let resolved = realpath(path, nil) else { throw .sys("resolve", path: path) }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+}

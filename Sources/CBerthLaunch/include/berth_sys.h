@@ -1,0 +1,24 @@
+/*
+ * berth_sys.h — syscalls and constants Swift cannot reach: Glibc's Swift
+ * module is built without _GNU_SOURCE, which hides these.
+ */
+#ifndef BERTH_SYS_H
+#define BERTH_SYS_H
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+extern const int berth_O_PATH;
+int berth_pipe2(int fds[2], int flags);
+/* pidfd_open(2) / pidfd_send_signal(2): -1 with errno on failure. */
+int berth_pidfd_open(pid_t pid);
+int berth_pidfd_send_signal(int pidfd, int sig);
+/* write(2) to stderr, for messages outside Swift's stdio. */
+void berth_write_stderr(const char *text);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,24 @@
+/* sys.c — wrappers for syscalls Swift cannot reach (see berth_sys.h). */
+#include "berth_sys.h"
+#include <fcntl.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+const int berth_O_PATH = O_PATH;
+
+int berth_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+
+int berth_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+
+int berth_pidfd_send_signal(int pidfd, int sig) { return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0); }
+
+void berth_write_stderr(const char *text) {
+    size_t len = strlen(text);
+    while (len > 0) {
+        ssize_t n = write(2, text, len);
+        if (n <= 0) return;
+        text += n;
+        len -= (size_t)n;
+    }
+}
