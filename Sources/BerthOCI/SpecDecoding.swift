@@ -22,6 +22,12 @@ extension Spec {
         do {
             return try JSONDecoder().decode(Spec.self, from: Data(bytes))
         } catch let error as DecodingError {
+            // a syntactically valid document rejected without a path: find the value that does not fit
+            if case .dataCorrupted(let ctx) = error, ctx.codingPath.isEmpty,
+               let tree = try? JSONDecoder().decode(JSONValue.self, from: Data(bytes)), let bad = tree.firstBadUnsigned() {
+                let shown = bad.value == bad.value.rounded() ? String(Int64(bad.value)) : String(bad.value)
+                throw BerthError("\(source): \(bad.path): \(shown) is not a non-negative integer in range")
+            }
             throw BerthError("\(source): \(describe(error))")
         } catch {
             throw BerthError("\(source): malformed JSON: \(error)")
@@ -47,7 +53,10 @@ extension Spec {
         case .keyNotFound(let key, let ctx):
             return "\(path(ctx.codingPath + [key])): required field is missing"
         case .dataCorrupted(let ctx):
-            if ctx.codingPath.isEmpty { return "malformed JSON" + (ctx.underlyingError.map { ": \($0)" } ?? "") }
+            if ctx.codingPath.isEmpty {
+                let text = ctx.debugDescription
+                return text.contains("not valid JSON") || text.isEmpty ? "malformed JSON" : "malformed JSON: \(text)"
+            }
             return "\(path(ctx.codingPath)): \(ctx.debugDescription)"
         @unknown default:
             return "\(error)"
@@ -76,3 +85,4 @@ extension State {
         return Array((try? encoder.encode(self)) ?? Data())
     }
 }
+

@@ -21,9 +21,10 @@ enum Launcher {
                            runtimeHooks: (pid_t) throws(BerthError) -> Void) throws(BerthError) -> LaunchedProcess {
         let arena = PlanArena()
         var cplan = plan.cPlan(arena, fds: fds, preserveFDs: preserveFDs)
-        var pid: pid_t = 0, pidfd: Int32 = -1, sync: Int32 = -1, stage: Int32 = 0
-        let r = berth_launch(&cplan, &pid, &pidfd, &sync, &stage)
-        guard r == 0 else { throw BerthError(String(cString: berth_stage_name(stage)), errno: -r) }
+        var pid: pid_t = 0, pidfd: Int32 = -1, sync: Int32 = -1
+        var failure = berth_sync_msg()
+        let r = berth_launch(&cplan, &pid, &pidfd, &sync, &failure)
+        guard r == 0 else { failure.err = -r; throw childError(failure) }
         let launched = LaunchedProcess(pid: pid, pidfd: pidfd, sync: sync)
         do throws(BerthError) {
             if plan.userNamespace { try writeIDMaps(pid: pid, plan: plan) }
@@ -54,9 +55,10 @@ enum Launcher {
     static func launchExec(plan: LaunchPlan, fds: LaunchFDs, preserveFDs: Int) throws(BerthError) -> LaunchedProcess {
         let arena = PlanArena()
         var cplan = plan.cPlan(arena, fds: fds, preserveFDs: preserveFDs)
-        var pid: pid_t = 0, sync: Int32 = -1, stage: Int32 = 0
-        let r = berth_exec_launch(&cplan, &pid, &sync, &stage)
-        guard r == 0 else { throw BerthError(String(cString: berth_stage_name(stage)), errno: -r) }
+        var pid: pid_t = 0, sync: Int32 = -1
+        var failure = berth_sync_msg()
+        let r = berth_exec_launch(&cplan, &pid, &sync, &failure)
+        guard r == 0 else { failure.err = -r; throw childError(failure) }
         let launched = LaunchedProcess(pid: pid, pidfd: -1, sync: sync)
         do throws(BerthError) {
             let msg = try receive(sync, pid: pid)

@@ -143,12 +143,15 @@ static int openat2_in_root(int rootfd, const char *path, int flags) {
     return fd;
 }
 
-/* Create every missing component of `path` inside the rootfs (a symlink among
- * them is followed inside the rootfs, never out of it); the last one becomes a
- * file when `is_file`. Returns an O_PATH fd of the target. */
-static int mkdir_in_root(int rootfd, const char *path, int is_file) {
+/* Create every missing component of `path` inside the rootfs; the last one
+ * becomes a file when `is_file`. A symlink among the components is followed
+ * inside the rootfs, never out of it: a dangling one has its target created
+ * there (what a container would see), as runc's MkdirAllInRoot does.
+ * Returns an O_PATH fd of the target. */
+static int mkdir_in_root_depth(int rootfd, const char *path, int is_file, int depth) {
     int fd = openat2_in_root(rootfd, path, O_PATH);
     if (fd >= 0 || errno != ENOENT) return fd;
+    if (depth > 40) { errno = ELOOP; return -1; }
     char prefix[4096];
     size_t len = strlen(path);
     if (len >= sizeof prefix) { errno = ENAMETOOLONG; return -1; }
@@ -169,6 +172,19 @@ static int mkdir_in_root(int rootfd, const char *path, int is_file) {
         int pfd = openat2_in_root(rootfd, parent, O_PATH | O_DIRECTORY);
         if (pfd < 0) return -1;
         const char *name = prefix + slash;
+        char link[4096];
+        ssize_t n = readlinkat(pfd, name, link, sizeof link - 1);
+        if (n > 0) {
+            /* dangling symlink: continue with its target (inside the root) + the rest */
+            link[n] = 0;
+            close(pfd);
+            char next[4096];
+            size_t at = 0;
+            if (link[0] != '/') at = append(next, sizeof next, 0, parent);
+            at = append(next, sizeof next, at, link);
+            append(next, sizeof next, at, path + i);
+            return mkdir_in_root_depth(rootfd, next, is_file, depth + 1);
+        }
         int r;
         if (i == len && is_file) {
             r = openat(pfd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
@@ -181,6 +197,10 @@ static int mkdir_in_root(int rootfd, const char *path, int is_file) {
         if (r < 0 && saved != EEXIST) { errno = saved; return -1; }
     }
     return openat2_in_root(rootfd, path, O_PATH);
+}
+
+static int mkdir_in_root(int rootfd, const char *path, int is_file) {
+    return mkdir_in_root_depth(rootfd, path, is_file, 0);
 }
 
 /* Flags a bind remount must keep: in a user namespace the kernel locks them. */

@@ -163,22 +163,25 @@ static void send_pid(int fd, pid_t pid) {
     berth_sync_send(fd, &msg);
 }
 
-/* Reads the PID message an intermediate process sends, then reaps it. */
-static int collect_intermediate(pid_t mid, int sync, pid_t *pid, int *stage) {
+/* Reads the PID message an intermediate process sends, then reaps it. An
+ * ERROR (from the intermediate, before it cloned) is copied to *error. */
+static int collect_intermediate(pid_t mid, int sync, pid_t *pid, struct berth_sync_msg *error) {
     struct berth_sync_msg msg;
     int r = berth_sync_recv(sync, &msg);
     int status;
     berth_wait_pid(mid, &status);
-    if (r < 0) { *stage = BERTH_STAGE_CLONE; return r; }
-    if (msg.type == BERTH_SYNC_ERROR) { *stage = msg.stage; return msg.err ? -msg.err : -EINVAL; }
-    if (msg.type != BERTH_SYNC_PID) { *stage = BERTH_STAGE_SYNC; return -EPROTO; }
+    error->stage = BERTH_STAGE_CLONE;
+    if (r < 0) return r;
+    if (msg.type == BERTH_SYNC_ERROR) { *error = msg; return msg.err ? -msg.err : -EINVAL; }
+    if (msg.type != BERTH_SYNC_PID) { error->stage = BERTH_STAGE_SYNC; return -EPROTO; }
     *pid = msg.pid;
     return 0;
 }
 
-int berth_launch(const struct berth_plan *p, pid_t *pid, int *pidfd, int *sync_out, int *stage) {
+int berth_launch(const struct berth_plan *p, pid_t *pid, int *pidfd, int *sync_out, struct berth_sync_msg *error) {
     int sv[2];
-    *stage = BERTH_STAGE_CLONE;
+    memset(error, 0, sizeof *error);
+    error->stage = BERTH_STAGE_CLONE;
     *pidfd = -1;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
     if (!needs_intermediate(p)) {
@@ -219,17 +222,21 @@ int berth_launch(const struct berth_plan *p, pid_t *pid, int *pidfd, int *sync_o
         _exit(0);
     }
     close(sv[1]);
-    int r = collect_intermediate(mid, sv[0], pid, stage);
+    int r = collect_intermediate(mid, sv[0], pid, error);
     if (r < 0) { close(sv[0]); return r; }
     *pidfd = (int)syscall(SYS_pidfd_open, *pid, 0);
     *sync_out = sv[0];
     return 0;
 }
 
-int berth_exec_launch(const struct berth_plan *p, pid_t *pid, int *sync_out, int *stage) {
-    int sv[2];
-    *stage = BERTH_STAGE_CLONE;
+int berth_exec_launch(const struct berth_plan *p, pid_t *pid, int *sync_out, struct berth_sync_msg *error) {
+    int sv[2], gate[2];
+    memset(error, 0, sizeof *error);
+    error->stage = BERTH_STAGE_CLONE;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
+    /* The grandchild starts reporting only after the intermediate sent PID:
+     * it reads `gate` until EOF, which comes when the intermediate exits. */
+    if (pipe2(gate, O_CLOEXEC) < 0) { int e = errno; close(sv[0]); close(sv[1]); return -e; }
     pid_t mid = raw_clone(0);
     if (mid < 0) { int e = errno; close(sv[0]); close(sv[1]); return -e; }
     if (mid == 0) {
@@ -251,12 +258,20 @@ int berth_exec_launch(const struct berth_plan *p, pid_t *pid, int *sync_out, int
         }
         pid_t child = raw_clone(CLONE_PARENT);
         if (child < 0) berth_child_fail(BERTH_STAGE_CLONE, errno, "clone");
-        if (child == 0) berth_exec_child_main(p, sv[1]);
+        if (child == 0) {
+            char c;
+            close(gate[1]);
+            while (read(gate[0], &c, 1) < 0 && errno == EINTR) {}
+            close(gate[0]);
+            berth_exec_child_main(p, sv[1]);
+        }
         send_pid(sv[1], child);
         _exit(0);
     }
     close(sv[1]);
-    int r = collect_intermediate(mid, sv[0], pid, stage);
+    close(gate[0]);
+    close(gate[1]);
+    int r = collect_intermediate(mid, sv[0], pid, error);
     if (r < 0) { close(sv[0]); return r; }
     *sync_out = sv[0];
     return 0;

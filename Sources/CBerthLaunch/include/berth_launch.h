@@ -217,13 +217,13 @@ struct berth_plan {
 
 /* Parent side. Clones the container init per plan. On success returns 0 and
  * sets *pid, *pidfd (or -1) and *sync_fd (the parent end). On failure returns
- * -errno and sets *stage to the step that failed. */
-int berth_launch(const struct berth_plan *plan, pid_t *pid, int *pidfd, int *sync_fd, int *stage);
+ * -errno and fills *error with the stage (and detail) that failed. */
+int berth_launch(const struct berth_plan *plan, pid_t *pid, int *pidfd, int *sync_fd, struct berth_sync_msg *error);
 
 /* Exec into a running container: joins the namespaces in plan->joins (all
  * opened by the parent), the cgroups, then runs the process part of the plan
  * (identity, caps, seccomp, cwd, execve). No mounts or pivot_root. */
-int berth_exec_launch(const struct berth_plan *plan, pid_t *pid, int *sync_fd, int *stage);
+int berth_exec_launch(const struct berth_plan *plan, pid_t *pid, int *sync_fd, struct berth_sync_msg *error);
 
 /* Send/receive one sync message. Return 0 or -errno; recv returns -EPIPE on EOF. */
 int berth_sync_send(int fd, const struct berth_sync_msg *msg);

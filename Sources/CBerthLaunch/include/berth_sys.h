@@ -15,6 +15,8 @@ int berth_pipe2(int fds[2], int flags);
 /* pidfd_open(2) / pidfd_send_signal(2): -1 with errno on failure. */
 int berth_pidfd_open(pid_t pid);
 int berth_pidfd_send_signal(int pidfd, int sig);
+/* prctl(PR_SET_CHILD_SUBREAPER, on): orphaned descendants are reparented to us. */
+int berth_set_child_subreaper(int on);
 /* write(2) to stderr, for messages outside Swift's stdio. */
 void berth_write_stderr(const char *text);
 
