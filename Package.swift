@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "berth-runtime", targets: ["berth-runtime"]),
+        .executable(name: "berth-bench", targets: ["berth-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -19,12 +20,18 @@ let package = Package(
         .target(name: "BerthOCI", dependencies: ["BerthSys"]),
         .target(name: "BerthCgroups", dependencies: ["BerthSys"]),
         .target(name: "BerthRuntime", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "CBerthLaunch"]),
+        .target(name: "BerthBench", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "CBerthLaunch"]),
+        .executableTarget(
+            name: "berth-bench",
+            dependencies: ["BerthBench", "BerthSys", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "berth-runtime",
             dependencies: ["BerthRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "BerthOCITests", dependencies: ["BerthOCI"]),
         .testTarget(name: "BerthCgroupsTests", dependencies: ["BerthCgroups"]),
+        .testTarget(name: "BerthBenchTests", dependencies: ["BerthBench"]),
         .testTarget(name: "BerthIntegrationTests", dependencies: ["BerthRuntime", "BerthCgroups", "BerthOCI", "berth-runtime"]),
     ],
     swiftLanguageModes: [.v6]
