@@ -174,7 +174,8 @@ public struct StartupBenchmark {
         for line in text.split(separator: "\n") {
             guard let parsed = try? JSONDecoder().decode(Line.self, from: Data(line.utf8)) else { continue }
             for (k, v) in parsed.phases_ns { phases[k, default: []].append(v / 1_000_000) }
-            phases["total-until-start", default: []].append(parsed.total_ns / 1_000_000)
+            let total = parsed.command == "run-after-start" ? "total-after-start" : "total-until-start"
+            phases[total, default: []].append(parsed.total_ns / 1_000_000)
         }
         return phases.mapValues { Statistics.median($0) }
     }

@@ -124,7 +124,8 @@ public struct Runtime: Sendable {
             let record = ContainerRecord(
                 id: id, bundle: bundle, rootfs: plan.rootfs, pid: launched.pid, startTime: st.startTime, created: created,
                 phase: .created, owner: geteuid(), cgroupLayout: CgroupLayoutRecord(layout), cgroupV1: cgroups.v1Directories,
-                cgroupV2: cgroups.v2Directory, cgroupAncestors: cgroups.ancestors, config: spec)
+                cgroupV2: cgroups.v2Directory, cgroupAncestors: cgroups.ancestors,
+                process: spec.process, hooks: spec.hooks, annotations: spec.annotations)
             do throws(BerthError) {
                 try store.save(record)
                 if let pidFile = options.pidFile {
@@ -169,7 +170,7 @@ public struct Runtime: Sendable {
             var updated = record
             updated.phase = .running
             try store.save(updated)
-            runWarning(record.config.hooks?.poststart, kind: "poststart", record: updated, status: .running)
+            runWarning(record.hooks?.poststart, kind: "poststart", record: updated, status: .running)
         }
     }
 
@@ -184,11 +185,11 @@ public struct Runtime: Sendable {
             return 0
         }
         let (record, launched, console) = try launch(id: id, options: options, mode: .run)
+        var timeline = Timeline()
         berth_forward_signals(launched.pid)
-        var running = record
+        // no exec fifo in this mode: the saved record already reads as running
+        let running = record
         do throws(BerthError) {
-            running.phase = .running
-            try store.save(running)
             try Launcher.send(launched.sync, BERTH_SYNC_START)
             try Launcher.awaitExec(launched)
         } catch {
@@ -198,7 +199,8 @@ public struct Runtime: Sendable {
             throw error
         }
         close(launched.sync)
-        runWarning(record.config.hooks?.poststart, kind: "poststart", record: running, status: .running)
+        timeline.mark("start-to-exec")
+        runWarning(record.hooks?.poststart, kind: "poststart", record: running, status: .running)
         if console >= 0 {
             let master = berth_recv_fd(console)
             close(console)
@@ -209,9 +211,12 @@ public struct Runtime: Sendable {
         }
         var status: Int32 = 0
         let r = berth_wait_pid(launched.pid, &status)
+        timeline.mark("exec-to-exit")
         berth_forward_signals(0)
         if launched.pidfd >= 0 { close(launched.pidfd) }
-        try delete(id: id, force: true)
+        try store.withLock(id) { () throws(BerthError) in try remove(record, force: true) }
+        timeline.mark("delete")
+        timeline.flush(command: "run-after-start")
         guard r == 0 else { throw BerthError("wait for container process", errno: -r) }
         return exitCode(status)
     }
@@ -232,7 +237,7 @@ public struct Runtime: Sendable {
         }
         let status = self.status(of: record)
         return State(id: id, status: status, pid: status == .stopped ? 0 : record.pid, bundle: record.bundle,
-                     annotations: record.config.annotations)
+                     annotations: record.annotations)
     }
 
     public func list() -> [(state: State, created: String, owner: UInt32)] {
@@ -240,7 +245,7 @@ public struct Runtime: Sendable {
             guard let record = try? store.load(id) else { return nil }
             let status = self.status(of: record)
             return (State(id: id, status: status, pid: status == .stopped ? 0 : record.pid, bundle: record.bundle,
-                          annotations: record.config.annotations), record.created, record.owner)
+                          annotations: record.annotations), record.created, record.owner)
         }
     }
 
@@ -301,28 +306,34 @@ public struct Runtime: Sendable {
                 try store.remove(id)
                 return
             }
-            let status = self.status(of: record)
-            let cgroups = record.cgroups
-            switch status {
-            case .stopped:
-                break
-            case .created:
-                // never started: nothing of the user's runs yet, so delete kills it (as runc does)
-                try killAndWait(record)
-            case .running, .paused, .creating:
-                guard force else {
-                    throw BerthError("cannot delete container \"\(id)\" in state \(status.rawValue): stop it first or use --force")
-                }
-                try killAndWait(record)
-            }
-            // Whatever the init left behind (no pid namespace): kill it so the cgroups can go.
-            if !cgroups.processes().isEmpty { try? cgroups.signalAll(SIGKILL); try? cgroups.thaw() }
-            runWarning(record.config.hooks?.poststop, kind: "poststop", record: record, status: .stopped)
-            var firstError: BerthError?
-            do throws(BerthError) { try cgroups.destroy() } catch { firstError = error }
-            do throws(BerthError) { try store.remove(id) } catch { firstError = firstError ?? error }
-            if let firstError { throw firstError }
+            try remove(record, force: force)
         }
+    }
+
+    /// The part of delete after the record is loaded (and locked): `run` has its record in hand.
+    private func remove(_ record: ContainerRecord, force: Bool) throws(BerthError) {
+        let id = record.id
+        let status = self.status(of: record)
+        let cgroups = record.cgroups
+        switch status {
+        case .stopped:
+            break
+        case .created:
+            // never started: nothing of the user's runs yet, so delete kills it (as runc does)
+            try killAndWait(record)
+        case .running, .paused, .creating:
+            guard force else {
+                throw BerthError("cannot delete container \"\(id)\" in state \(status.rawValue): stop it first or use --force")
+            }
+            try killAndWait(record)
+        }
+        // Whatever the init left behind (no pid namespace): kill it so the cgroups can go.
+        if !cgroups.processes().isEmpty { try? cgroups.signalAll(SIGKILL); try? cgroups.thaw() }
+        runWarning(record.hooks?.poststop, kind: "poststop", record: record, status: .stopped)
+        var firstError: BerthError?
+        do throws(BerthError) { try cgroups.destroy() } catch { firstError = error }
+        do throws(BerthError) { try store.remove(id) } catch { firstError = firstError ?? error }
+        if let firstError { throw firstError }
     }
 
     private func killAndWait(_ record: ContainerRecord) throws(BerthError) {
@@ -341,7 +352,7 @@ public struct Runtime: Sendable {
     private func runWarning(_ hooks: [Hook]?, kind: String, record: ContainerRecord, status: State.Status) {
         guard let hooks, !hooks.isEmpty else { return }
         let state = State(id: record.id, status: status, pid: status == .stopped ? nil : record.pid, bundle: record.bundle,
-                          annotations: record.config.annotations).encoded()
+                          annotations: record.annotations).encoded()
         do { try HookRunner.run(hooks, kind: kind, state: state) } catch { log.warn("\(error)") }
     }
 

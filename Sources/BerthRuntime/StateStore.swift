@@ -26,8 +26,12 @@ public struct ContainerRecord: Codable, Sendable {
     public var cgroupV1: [String]
     public var cgroupV2: String?
     public var cgroupAncestors: [String]
-    /// The config at create time: hooks and the process defaults for `exec`.
-    public var config: Spec
+    /// What later commands need of the config: the process (the template for
+    /// `exec`), the hooks that run after create, and the annotations for `state`.
+    /// Not the whole Spec: encoding it costs more than the rest of the record.
+    public var process: Process?
+    public var hooks: Hooks?
+    public var annotations: [String: String]?
 
     public var cgroups: FSCgroupManager {
         FSCgroupManager(layout: cgroupLayout.layout, v1Directories: cgroupV1, v2Directory: cgroupV2, removableAncestors: cgroupAncestors)

@@ -51,13 +51,14 @@ public enum Files {
         }
     }
 
-    /// Write-temp + fsync + rename: a crash never leaves a half-written file.
+    /// Write-temp + rename: a reader or a crashed writer never sees a half-written
+    /// file. No fsync: runtime state lives on tmpfs (/run) and does not outlive a
+    /// reboot, and an fsync on a disk-backed root costs milliseconds per command.
     public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws(BerthError) {
         let tmp = path + ".tmp.\(getpid())"
         do throws(BerthError) {
             let fd = try FileDescriptor(open: tmp, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
             try writeAll(fd.rawValue, bytes, describing: "write", path: tmp)
-            guard fsync(fd.rawValue) == 0 else { throw BerthError.sys("fsync", path: tmp) }
         } catch {
             unlink(tmp)
             throw error
@@ -73,9 +74,11 @@ public enum Files {
         guard mkdir(path, mode) == 0 || errno == EEXIST else { throw .sys("mkdir", path: path) }
     }
 
-    /// mkdir -p.
+    /// mkdir -p, from the leaf upward: one mkdir when the parent exists.
     public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(BerthError) {
-        if isDirectory(path) { return }
+        if mkdir(path, mode) == 0 { return }
+        if errno == EEXIST && isDirectory(path) { return }
+        if errno != ENOENT { throw .sys("mkdir", path: path) }
         var prefix = ""
         for component in path.split(separator: "/", omittingEmptySubsequences: true) {
             prefix += "/" + component

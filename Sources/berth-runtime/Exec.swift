@@ -43,7 +43,7 @@ struct Exec: ParsableCommand {
                 var command = args
                 if command.first == "--" { command.removeFirst() }
                 guard !command.isEmpty else { throw BerthError("exec: give a command or --process") }
-                proc = record.config.process ?? BerthOCI.Process(args: command)
+                proc = record.process ?? BerthOCI.Process(args: command)
                 proc.args = command
                 proc.terminal = tty
                 proc.consoleSize = nil

@@ -33,6 +33,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "berth_sys.h"
+#include "berth_spawn.h"
 
 #ifdef __cplusplus
 extern "C" {
