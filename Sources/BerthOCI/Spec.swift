@@ -149,6 +149,7 @@ public struct IDMapping: Codable, Sendable, Equatable {
 public struct TimeOffset: Codable, Sendable, Equatable {
     public var secs: Int64?
     public var nanosecs: UInt32?
+    public init(secs: Int64?, nanosecs: UInt32?) { self.secs = secs; self.nanosecs = nanosecs }
 }
 
 public struct Device: Codable, Sendable, Equatable {

@@ -181,4 +181,46 @@ struct LaunchTests {
         #expect(Set(out.stdout.split(separator: "\n").filter { $0.hasPrefix("fd ") }.map { $0.split(separator: ":")[0] }) == ["fd 0", "fd 1", "fd 2"])
         env.expectNoLeaks(id: id)
     }
+
+    @Test("a user namespace: the parent writes the id maps, the process is root inside and mapped outside")
+    func userNamespace() throws {
+        let env = try TestEnvironment()
+        let id = env.id("userns")
+        var spec = env.spec(id: id, args: ["berth-test-init", "ids", "ns", "user", "read", "/proc/self/uid_map", "read", "/proc/self/gid_map", "sleep", "5"])
+        spec.linux?.namespaces?.append(Namespace(type: "user"))
+        spec.linux?.uidMappings = [IDMapping(containerID: 0, hostID: 100_000, size: 65536)]
+        spec.linux?.gidMappings = [IDMapping(containerID: 0, hostID: 200_000, size: 65536)]
+        let running = try spawn(Package.runtimeBinary, ["--root", env.stateRoot, "run", "--bundle", try env.bundle(spec), id])
+        #expect(try env.eventually { try env.state(id)["status"] as? String == "running" })
+        let pid = try #require(env.state(id)["pid"] as? Int)
+        // seen from the host, the container's root is the mapped uid and gid
+        let status = readFile("/proc/\(pid)/status")
+        #expect(status.contains("Uid:\t100000\t100000\t100000\t100000"), "\(status)")
+        #expect(status.contains("Gid:\t200000\t200000\t200000\t200000"))
+        let out = running.wait()
+        #expect(out.code == 0, "\(out.stderr)")
+        #expect(out.value("uid") == "0")
+        #expect(out.value("gid") == "0")
+        #expect(out.value("ns user") != readLinkPath("/proc/self/ns/user"))
+        #expect(out.value("read /proc/self/uid_map")?.split(separator: " ") == ["0", "100000", "65536"])
+        #expect(out.value("read /proc/self/gid_map")?.split(separator: " ") == ["0", "200000", "65536"])
+        env.expectNoLeaks(id: id)
+    }
+
+    @Test("a time namespace with offsets shifts the container's boottime clock")
+    func timeNamespace() throws {
+        let env = try TestEnvironment()
+        let id = env.id("timens")
+        var spec = env.spec(id: id, args: ["berth-test-init", "read", "/proc/uptime", "ns", "time"])
+        spec.linux?.namespaces?.append(Namespace(type: "time"))
+        spec.linux?.timeOffsets = ["boottime": TimeOffset(secs: 86400, nanosecs: 0)]
+        let before = Double(readFile("/proc/uptime").split(separator: " ").first ?? "0") ?? 0
+        let out = try env.runtime(["run", "--bundle", try env.bundle(spec), id])
+        let after = Double(readFile("/proc/uptime").split(separator: " ").first ?? "0") ?? 0
+        #expect(out.code == 0, "\(out.stderr)")
+        let inside = Double(out.value("read /proc/uptime")?.split(separator: " ").first ?? "0") ?? 0
+        #expect(inside >= before + 86400 && inside <= after + 86400, "uptime inside \(inside), host \(before)...\(after)")
+        #expect(out.value("ns time") != readLinkPath("/proc/self/ns/time"))
+        env.expectNoLeaks(id: id)
+    }
 }
