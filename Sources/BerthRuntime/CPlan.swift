@@ -127,6 +127,7 @@ extension LaunchPlan {
         p.console_cols = consoleCols
         p.preserve_fds = Int32(preserveFDs)
         p.dumpable_off = 1
+        p.new_session_keyring = newSessionKeyring ? 1 : 0
         p.exec_fifo_fd = fds.execFifo
         p.create_container_hooks = arena.array(createContainerHooks.map { cHook($0, arena) })
         p.create_container_hook_count = Int32(createContainerHooks.count)

@@ -67,6 +67,7 @@ public struct LaunchPlan: Sendable, Equatable {
     public var createContainerHooks: [Hook] = []
     public var startContainerHooks: [Hook] = []
     public var runtimeHooks = false
+    public var newSessionKeyring = true
 
     /// PATH from the process environment, for looking up argv[0].
     public var pathEnv: String? {

@@ -13,6 +13,7 @@ public struct PlanCompiler {
     public var cgroupLayout: CgroupLayout?
     public var cgroupDirectories: [(hierarchy: Hierarchy, directory: String)] = []
     public var noPivot = false
+    public var newSessionKeyring = true
 
     public init(bundle: String, cgroupLayout: CgroupLayout? = nil) {
         self.bundle = bundle
@@ -34,6 +35,7 @@ public struct PlanCompiler {
         }
         plan.rootfsReadonly = root.readonly ?? false
         plan.noPivot = noPivot
+        plan.newSessionKeyring = newSessionKeyring
         plan.hostname = spec.hostname
         plan.domainname = spec.domainname
         let linux = spec.linux ?? Linux()

@@ -64,6 +64,7 @@ public struct Runtime: Sendable {
 
         var compiler = PlanCompiler(bundle: bundle, cgroupLayout: layout)
         compiler.noPivot = options.noPivot
+        compiler.newSessionKeyring = !options.noNewKeyring
         compiler.cgroupDirectories = zip(layout.controllerHierarchies, cgroups.v1Directories).map { ($0, $1) }
             + (layout.v2.flatMap { h in cgroups.v2Directory.map { [(h, $0)] } } ?? [])
         var plan = try compiler.compile(spec)

@@ -592,6 +592,9 @@ __attribute__((noreturn)) void berth_child_main(const struct berth_plan *p, int 
     }
     /* After joining the cgroups, so the namespace is rooted at the container's cgroup. */
     if (p->unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0) FAIL(BERTH_STAGE_UNSHARE_CGROUP, "unshare(CLONE_NEWCGROUP)");
+    /* Keys of the caller's session must not be reachable from the container. */
+    if (p->new_session_keyring && syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, NULL) < 0 && errno != ENOSYS)
+        FAIL(BERTH_STAGE_KEYRING, "keyctl");
     if (p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0) FAIL(BERTH_STAGE_HOSTNAME, p->hostname);
     if (p->domainname && setdomainname(p->domainname, strlen(p->domainname)) < 0) FAIL(BERTH_STAGE_DOMAINNAME, p->domainname);
     if (p->oom_score_adj_set) {

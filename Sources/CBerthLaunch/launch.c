@@ -69,6 +69,7 @@ static const char *const stage_names[BERTH_STAGE_COUNT] = {
     [BERTH_STAGE_CLONE] = "clone",
     [BERTH_STAGE_TIMENS_OFFSETS] = "write timens_offsets",
     [BERTH_STAGE_STDIO] = "set up stdio",
+    [BERTH_STAGE_KEYRING] = "join a new session keyring",
 };
 
 const char *berth_stage_name(int stage) {

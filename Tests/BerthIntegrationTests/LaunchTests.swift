@@ -223,4 +223,20 @@ struct LaunchTests {
         #expect(out.value("ns time") != readLinkPath("/proc/self/ns/time"))
         env.expectNoLeaks(id: id)
     }
+
+    @Test("each container gets its own session keyring unless --no-new-keyring")
+    func sessionKeyring() throws {
+        let env = try TestEnvironment()
+        var ids: [String] = []
+        for flags in [[], ["--no-new-keyring"], []] {
+            let id = env.id("keyring")
+            let out = try env.runtime(["run"] + flags + ["--bundle", try env.bundle(env.spec(id: id, args: ["berth-test-init", "keyring"])), id])
+            #expect(out.code == 0, "\(out.stderr)")
+            ids.append(out.value("keyring") ?? "")
+            env.expectNoLeaks(id: id)
+        }
+        let caller = try run(Package.helper, ["keyring"]).value("keyring")
+        #expect(ids[0] != caller && ids[2] != caller && ids[0] != ids[2], "new keyrings: \(ids), caller \(caller ?? "")")
+        #expect(ids[1] == caller, "--no-new-keyring keeps the caller's: \(ids[1]) vs \(caller ?? "")")
+    }
 }

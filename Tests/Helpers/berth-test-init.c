@@ -21,6 +21,7 @@
  *   read PATH            print the first line of PATH or the errno name
  *   mknod PATH MAJ MIN   create a char device, print "mknod: ok" or the errno name
  *   syscalls N           make N getppid() calls
+ *   keyring              print the id of the session keyring
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -218,6 +219,10 @@ int main(int argc, char **argv) {
             int r = mknod(ARG(1), S_IFCHR | 0666, makedev(atoi(ARG(2)), atoi(ARG(3))));
             printf("mknod %s: %s\n", argv[i + 1], r == 0 ? "ok" : errname(errno));
             i += 3;
+        }
+        else if (!strcmp(cmd, "keyring")) {
+            long id = syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3 /* KEY_SPEC_SESSION_KEYRING */, 0);
+            printf("keyring: %ld\n", id);
         }
         else if (!strcmp(cmd, "syscalls")) {
             long n = atol(ARG(1)); i += 1;

@@ -93,6 +93,7 @@ enum berth_stage {
     BERTH_STAGE_CLONE,
     BERTH_STAGE_TIMENS_OFFSETS,
     BERTH_STAGE_STDIO,
+    BERTH_STAGE_KEYRING,
     BERTH_STAGE_COUNT
 };
 
@@ -202,6 +203,7 @@ struct berth_plan {
     unsigned short console_rows, console_cols;
     int preserve_fds;              /* fds 3..3+N-1 pass through */
     int dumpable_off;              /* non-dumpable until execve (CVE-2019-5736) */
+    int new_session_keyring;       /* join a fresh anonymous session keyring (not --no-new-keyring) */
 
     /* start and hooks */
     int exec_fifo_fd;              /* O_RDONLY|O_NONBLOCK fifo; -1 = wait for START */
