@@ -27,6 +27,14 @@ final class FakeCgroupfs {
     }
 
     deinit { try? Files.removeTree(root) }
+
+    /// A real cgroupfs creates empty cpuset.cpus/mems in every new v1 cpuset; the fake needs them written.
+    func emptyCpusetFiles(under paths: [String]) throws {
+        for path in paths {
+            try Files.makeDirectories(root + "/cpuset/" + path)
+            for file in ["cpuset.cpus", "cpuset.mems"] { try Files.writeAtomically([], to: root + "/cpuset/" + path + "/" + file) }
+        }
+    }
 }
 
 @Suite("cgroupfs driver against a fake cgroupfs")
@@ -35,12 +43,7 @@ struct FakeCgroupfsTests {
     func create() throws {
         let fs = try FakeCgroupfs()
         let manager = FSCgroupManager(layout: fs.layout, path: CgroupPath("berth/c1"), caller: ProcessCgroups(paths: [:]))
-        // a real cgroupfs creates the cpuset files itself; the fake needs them present
-        try Files.makeDirectories(fs.root + "/cpuset/berth/c1")
-        for f in ["cpuset.cpus", "cpuset.mems"] {
-            try Files.writeAtomically([], to: fs.root + "/cpuset/berth/" + f)
-            try Files.writeAtomically([], to: fs.root + "/cpuset/berth/c1/" + f)
-        }
+        try fs.emptyCpusetFiles(under: ["berth", "berth/c1"])
         try manager.create()
         for dir in manager.directories { #expect(Files.isDirectory(dir)) }
         #expect(manager.directories.count == 6)
@@ -51,11 +54,7 @@ struct FakeCgroupfsTests {
     func cpusetInheritance() throws {
         let fs = try FakeCgroupfs()
         let manager = FSCgroupManager(layout: fs.layout, path: CgroupPath("berth/c1"), caller: ProcessCgroups(paths: [:]))
-        try Files.makeDirectories(fs.root + "/cpuset/berth/c1")
-        for f in ["cpuset.cpus", "cpuset.mems"] {
-            try Files.writeAtomically([], to: fs.root + "/cpuset/berth/" + f)
-            try Files.writeAtomically([], to: fs.root + "/cpuset/berth/c1/" + f)
-        }
+        try fs.emptyCpusetFiles(under: ["berth", "berth/c1"])
         try manager.create()
         #expect(try Files.read(fs.root + "/cpuset/berth/cpuset.cpus") == "0-1")
         #expect(try Files.read(fs.root + "/cpuset/berth/c1/cpuset.cpus") == "0-1")
