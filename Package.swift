@@ -27,7 +27,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "berth-runtime",
-            dependencies: ["BerthRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["BerthRuntime"]
         ),
         .testTarget(name: "BerthOCITests", dependencies: ["BerthOCI"]),
         .testTarget(name: "BerthCgroupsTests", dependencies: ["BerthCgroups"]),

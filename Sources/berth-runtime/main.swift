@@ -1,29 +1,220 @@
-/// runc's callers put global options before the command (`--root R create ID`);
-/// ArgumentParser wants them after it. Move them, values included.
-let globalOptionsWithValue: Set<String> = ["--root", "--log", "--log-format", "--criu", "--rootless"]
-let globalFlags: Set<String> = ["--debug", "--systemd-cgroup"]
+#if canImport(Glibc)
+import Glibc
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import BerthOCI
+import BerthRuntime
+import BerthSys
 
-func rearranged(_ args: [String]) -> [String] {
-    var globals: [String] = []
-    var i = 0
-    while i < args.count {
-        let arg = args[i]
-        let name = String(arg.split(separator: "=", maxSplits: 1).first ?? "")
-        if globalOptionsWithValue.contains(name) {
-            if name == "--rootless" { i += arg.contains("=") ? 1 : 2; continue } // runc's --rootless auto|true|false: detected here
-            globals.append(arg)
-            if !arg.contains("="), i + 1 < args.count { globals.append(args[i + 1]); i += 1 }
-            i += 1
-        } else if globalFlags.contains(name) {
-            globals.append(arg)
-            i += 1
-        } else {
-            break
-        }
-    }
-    let rest = Array(args[i...])
-    guard let command = rest.first, !command.hasPrefix("-") else { return rest + globals }
-    return [command] + globals + rest.dropFirst()
+let berthVersion = "berth-runtime version 0.1.0\nspec: \(Spec.supportedVersion)"
+
+/// One line on stderr (and the --log file), exit 1: every failure looks the same.
+func fail(_ message: String, _ logger: Logger) -> Never {
+    logger.error(message)
+    exit(1)
 }
 
-BerthRuntimeCommand.main(rearranged(Array(CommandLine.arguments.dropFirst())))
+func out(_ text: String) { print(text) }
+
+func main() -> Never {
+    let parsed: (globals: ParsedCommandLine, command: ParsedCommandLine?)
+    do { parsed = try Syntax.parse(Array(CommandLine.arguments.dropFirst())) } catch {
+        fail(error.message, Logger())
+    }
+    let globals = parsed.globals
+    let logger = Logger(file: globals.value("log"), format: Logger.Format(rawValue: globals.value("log-format") ?? "text") ?? .text,
+                        debug: globals.has("debug"))
+    if globals.has("version") { out(berthVersion); exit(0) }
+    guard let command = parsed.command, !globals.has("help"), !command.has("help") else {
+        out(Syntax.help)
+        exit(parsed.command == nil && !globals.has("help") ? 1 : 0)
+    }
+    if globals.has("systemd-cgroup") {
+        fail("--systemd-cgroup: the systemd cgroup driver is not supported (no systemd on this host); use cgroupfs paths", logger)
+    }
+    if let format = globals.value("log-format"), Logger.Format(rawValue: format) == nil {
+        fail("--log-format \"\(format)\": use text or json", logger)
+    }
+    let runtime = Runtime(root: globals.value("root") ?? "/run/berth-runtime", log: logger)
+    do {
+        exit(try dispatch(command, runtime))
+    } catch let error as BerthError {
+        fail(error.description, logger)
+    } catch let error as UsageError {
+        fail(error.message, logger)
+    } catch {
+        fail("\(error)", logger)
+    }
+}
+
+/// Exactly `count` positional arguments, named for the message.
+func positional(_ c: ParsedCommandLine, _ names: String...) throws(UsageError) -> [String] {
+    guard c.arguments.count == names.count else {
+        throw UsageError(message: "\(c.command): expected \(names.joined(separator: " ")), got \(c.arguments.isEmpty ? "nothing" : c.arguments.joined(separator: " "))")
+    }
+    return c.arguments
+}
+
+func createOptions(_ c: ParsedCommandLine) throws(UsageError) -> CreateOptions {
+    var options = CreateOptions(bundle: c.value("bundle") ?? ".")
+    options.pidFile = c.value("pid-file")
+    options.consoleSocket = c.value("console-socket")
+    options.noPivot = c.has("no-pivot")
+    options.noNewKeyring = c.has("no-new-keyring")
+    if let n = c.value("preserve-fds") {
+        guard let count = Int(n), count >= 0 else { throw UsageError(message: "--preserve-fds \"\(n)\" is not a count") }
+        options.preserveFDs = count
+    }
+    return options
+}
+
+func dispatch(_ c: ParsedCommandLine, _ runtime: Runtime) throws -> Int32 {
+    switch c.command {
+    case "create":
+        let id = try positional(c, "ID")[0]
+        try runtime.create(id: id, options: try createOptions(c))
+    case "start":
+        try runtime.start(id: try positional(c, "ID")[0])
+    case "run":
+        let id = try positional(c, "ID")[0]
+        return try runtime.run(id: id, options: try createOptions(c), detach: c.has("detach"))
+    case "state":
+        let state = try runtime.state(id: try positional(c, "ID")[0])
+        out(String(decoding: state.encoded(pretty: true), as: UTF8.self))
+    case "kill":
+        guard c.arguments.count == 1 || c.arguments.count == 2 else { throw UsageError(message: "kill: expected ID [SIGNAL]") }
+        let name = c.arguments.count == 2 ? c.arguments[1] : "TERM"
+        guard let signal = SignalTable.parse(name) else { throw UsageError(message: "unknown signal \"\(name)\"") }
+        try runtime.kill(id: c.arguments[0], signal: signal, all: c.has("all"))
+    case "delete":
+        let id = try positional(c, "ID")[0]
+        // runc: deleting a container that does not exist with --force is not an error
+        if c.has("force") && !runtime.store.exists(id) { return 0 }
+        try runtime.delete(id: id, force: c.has("force"))
+    case "list":
+        list(runtime, format: c.value("format") ?? "table", quiet: c.has("quiet"))
+    case "ps":
+        guard !c.arguments.isEmpty else { throw UsageError(message: "ps: expected ID") }
+        try ps(runtime, id: c.arguments[0], format: c.value("format") ?? "table")
+    case "exec":
+        return try exec(c, runtime)
+    case "pause":
+        try runtime.pause(id: try positional(c, "ID")[0])
+    case "resume":
+        try runtime.resume(id: try positional(c, "ID")[0])
+    case "spec":
+        _ = try positional(c)
+        let path = Files.absolute(c.value("bundle") ?? ".", relativeTo: Files.currentDirectory()) + "/config.json"
+        guard !Files.exists(path) else { throw BerthError("\(path) already exists; remove it first") }
+        let spec = Spec.defaultSpec(rootless: c.has("rootless"), uid: geteuid(), gid: getegid())
+        try Files.writeAtomically(spec.encoded(), to: path, mode: 0o644)
+    case "features":
+        out(String(decoding: FeaturesDocument.current().encoded(), as: UTF8.self))
+    default:
+        throw UsageError(message: "unknown command \"\(c.command)\"")
+    }
+    return 0
+}
+
+func list(_ runtime: Runtime, format: String, quiet: Bool) {
+    let items = runtime.list()
+    if quiet { items.forEach { out($0.state.id) }; return }
+    if format == "json" {
+        let entries = items.map { item in
+            "{\"ociVersion\":\"\(item.state.ociVersion)\",\"id\":\"\(item.state.id)\",\"pid\":\(item.state.pid ?? 0),\"status\":\"\(item.state.status.rawValue)\",\"bundle\":\"\(item.state.bundle)\",\"created\":\"\(item.created)\",\"owner\":\"\(userName(item.owner))\"}"
+        }
+        out("[" + entries.joined(separator: ",") + "]")
+        return
+    }
+    var rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
+    rows += items.map { [$0.state.id, String($0.state.pid ?? 0), $0.state.status.rawValue, $0.state.bundle, $0.created, userName($0.owner)] }
+    printTable(rows)
+}
+
+func ps(_ runtime: Runtime, id: String, format: String) throws {
+    let pids = try runtime.processes(id: id)
+    if format == "json" {
+        out("[" + pids.map(String.init).joined(separator: ",") + "]")
+        return
+    }
+    var rows = [["UID", "PID", "PPID", "CMD"]]
+    for pid in pids {
+        let uid = (try? Files.read("/proc/\(pid)/status"))?.split(separator: "\n").first { $0.hasPrefix("Uid:") }?
+            .split(separator: "\t").dropFirst().first.map(String.init) ?? "?"
+        rows.append([uid, String(pid), String(Processes.parentPid(pid) ?? 0), Processes.commandLine(pid)])
+    }
+    printTable(rows)
+}
+
+func exec(_ c: ParsedCommandLine, _ runtime: Runtime) throws -> Int32 {
+    guard let id = c.arguments.first else { throw UsageError(message: "exec: expected ID") }
+    let record = try runtime.record(id: id)
+    var proc: BerthOCI.Process
+    if let path = c.value("process") {
+        let bytes = try Files.readBytes(path)
+        do { proc = try JSONDecoder().decode(BerthOCI.Process.self, from: Data(bytes)) } catch let error as DecodingError {
+            throw BerthError("\(path): \(Spec.describeDecoding(error))")
+        }
+    } else {
+        // runc: the container's process is the template; the command line overrides it
+        let command = Array(c.arguments.dropFirst())
+        guard !command.isEmpty else { throw UsageError(message: "exec: give a command or --process") }
+        proc = record.process ?? BerthOCI.Process(args: command)
+        proc.args = command
+        proc.terminal = c.has("tty")
+        proc.consoleSize = nil
+        proc.env = (proc.env ?? []) + c.values("env")
+        if let cwd = c.value("cwd") { proc.cwd = cwd }
+        if let user = c.value("user") {
+            let parts = user.split(separator: ":")
+            guard let uid = UInt32(parts.first ?? ""), parts.count <= 2, parts.count == 1 || UInt32(parts[1]) != nil else {
+                throw UsageError(message: "exec: --user \"\(user)\" is not uid[:gid]")
+            }
+            proc.user = User(uid: uid, gid: parts.count > 1 ? UInt32(parts[1])! : proc.user.gid)
+        }
+        let gids = try c.values("additional-gids").map { (g: String) throws(UsageError) -> UInt32 in
+            guard let v = UInt32(g) else { throw UsageError(message: "exec: --additional-gids \"\(g)\" is not a gid") }
+            return v
+        }
+        if !gids.isEmpty { proc.user.additionalGids = gids }
+        if c.has("no-new-privs") { proc.noNewPrivileges = true }
+        let caps = c.values("cap")
+        if !caps.isEmpty {
+            var set = proc.capabilities ?? Capabilities()
+            set.bounding = (set.bounding ?? []) + caps
+            set.effective = (set.effective ?? []) + caps
+            set.permitted = (set.permitted ?? []) + caps
+            proc.capabilities = set
+        }
+        if let apparmor = c.value("apparmor") { proc.apparmorProfile = apparmor }
+        if let label = c.value("process-label") { proc.selinuxLabel = label }
+    }
+    var options = ExecOptions()
+    options.pidFile = c.value("pid-file")
+    options.consoleSocket = c.value("console-socket")
+    options.detach = c.has("detach")
+    if let n = c.value("preserve-fds") { options.preserveFDs = Int(n) ?? 0 }
+    return try runtime.exec(id: id, process: proc, options: options)
+}
+
+func userName(_ uid: UInt32) -> String {
+    guard let pw = getpwuid(uid) else { return "#\(uid)" }
+    return String(cString: pw.pointee.pw_name)
+}
+
+func printTable(_ rows: [[String]]) {
+    guard let first = rows.first else { return }
+    let widths = (0..<first.count).map { c in rows.map { $0[c].count }.max() ?? 0 }
+    for row in rows {
+        var line = row.enumerated().map { $0.element + String(repeating: " ", count: max(0, widths[$0.offset] - $0.element.count)) }
+            .joined(separator: "   ")
+        while line.last == " " { line.removeLast() }
+        out(line)
+    }
+}
+
+main()
