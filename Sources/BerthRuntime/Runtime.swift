@@ -106,6 +106,11 @@ public struct Runtime: Sendable {
             if plan.joins.contains(where: { $0.kind == .user }) { plan.userNamespace = false }
 
             let created = rfc3339Now()
+            let me = getpid()
+            try store.save(ContainerRecord(
+                id: id, bundle: bundle, rootfs: plan.rootfs, pid: me, startTime: Processes.stat(me)?.startTime ?? 0, created: created,
+                phase: .creating, owner: geteuid(), cgroupLayout: CgroupLayoutRecord(layout), cgroupV1: cgroups.v1Directories,
+                cgroupV2: cgroups.v2Directory, cgroupAncestors: cgroups.ancestors, process: nil, hooks: nil, annotations: spec.annotations))
             let hooks = spec.hooks ?? Hooks()
             let launched = try Launcher.launchInit(
                 plan: plan, fds: fds, preserveFDs: options.preserveFDs,
@@ -228,6 +233,7 @@ public struct Runtime: Sendable {
     /// the exec fifo still there, is the cgroup frozen.
     public func status(of record: ContainerRecord) -> State.Status {
         guard Processes.isAlive(record.pid, startTime: record.startTime) else { return .stopped }
+        if record.phase == .creating { return .creating }
         if record.phase == .created && Files.exists(store.fifoPath(record.id)) { return .created }
         return record.cgroups.isFrozen ? .paused : .running
     }
@@ -237,7 +243,7 @@ public struct Runtime: Sendable {
             return State(id: id, status: .creating, pid: nil, bundle: "", annotations: nil)
         }
         let status = self.status(of: record)
-        return State(id: id, status: status, pid: status == .stopped ? 0 : record.pid, bundle: record.bundle,
+        return State(id: id, status: status, pid: status == .stopped || record.phase == .creating ? 0 : record.pid, bundle: record.bundle,
                      annotations: record.annotations)
     }
 
@@ -245,7 +251,7 @@ public struct Runtime: Sendable {
         store.ids().compactMap { id in
             guard let record = try? store.load(id) else { return nil }
             let status = self.status(of: record)
-            return (State(id: id, status: status, pid: status == .stopped ? 0 : record.pid, bundle: record.bundle,
+            return (State(id: id, status: status, pid: status == .stopped || record.phase == .creating ? 0 : record.pid, bundle: record.bundle,
                           annotations: record.annotations), record.created, record.owner)
         }
     }
@@ -261,6 +267,7 @@ public struct Runtime: Sendable {
         let record = try record(id: id)
         let status = self.status(of: record)
         guard status != .stopped else { throw BerthError("cannot kill container \"\(id)\": it is stopped") }
+        guard status != .creating else { throw BerthError("cannot kill container \"\(id)\": it is still being created") }
         if all {
             try record.cgroups.signalAll(signal)
         } else {
@@ -322,7 +329,10 @@ public struct Runtime: Sendable {
         case .created:
             // never started: nothing of the user's runs yet, so delete kills it (as runc does)
             try killAndWait(record)
-        case .running, .paused, .creating:
+        case .creating:
+            // another runtime process is creating it right now: its pid is not the container's
+            throw BerthError("container \"\(id)\" is being created by pid \(record.pid); try again when create has finished")
+        case .running, .paused:
             guard force else {
                 throw BerthError("cannot delete container \"\(id)\" in state \(status.rawValue): stop it first or use --force")
             }

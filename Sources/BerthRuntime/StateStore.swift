@@ -12,7 +12,10 @@ import BerthCgroups
 
 /// What the runtime remembers about one container between invocations.
 public struct ContainerRecord: Codable, Sendable {
-    public enum Phase: String, Codable, Sendable { case created, running }
+    /// `creating`: written before the clone, `pid` is then the creating
+    /// runtime process, so a create that died halfway reads as stopped and
+    /// `delete` still finds its cgroups.
+    public enum Phase: String, Codable, Sendable { case creating, created, running }
     public var id: String
     public var bundle: String
     public var rootfs: String

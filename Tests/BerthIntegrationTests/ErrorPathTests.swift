@@ -94,6 +94,25 @@ struct ErrorPathTests {
         #expect(try env.runtime(["delete", id]).code == 0)
         env.expectNoLeaks(id: id)
     }
+
+    @Test("create killed halfway: state says creating, then stopped, and delete removes everything")
+    func crashDuringCreate() throws {
+        let env = try TestEnvironment()
+        let id = env.id("crash")
+        var spec = env.spec(id: id, args: ["berth-test-init", "exit", "0"])
+        var hooks = Hooks()
+        hooks.createRuntime = [Hook(path: "/bin/sleep", args: ["sleep", "2"])]
+        spec.hooks = hooks
+        let creating = try spawn(Package.runtimeBinary, ["--root", env.stateRoot, "create", "--bundle", try env.bundle(spec), id])
+        #expect(try env.eventually { try env.state(id)["status"] as? String == "creating" })
+        #expect(try env.runtime(["kill", id, "KILL"]).stderr.contains("still being created"))
+        kill(creating.pid, SIGKILL)
+        #expect(creating.wait().code == 137)
+        #expect(try env.eventually { try env.state(id)["status"] as? String == "stopped" })
+        let deleted = try env.runtime(["delete", id])
+        #expect(deleted.code == 0, "\(deleted.stderr)")
+        env.expectNoLeaks(id: id)
+    }
 }
 
 extension String {

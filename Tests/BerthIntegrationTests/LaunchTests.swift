@@ -239,4 +239,60 @@ struct LaunchTests {
         #expect(ids[0] != caller && ids[2] != caller && ids[0] != ids[2], "new keyrings: \(ids), caller \(caller ?? "")")
         #expect(ids[1] == caller, "--no-new-keyring keeps the caller's: \(ids[1]) vs \(caller ?? "")")
     }
+
+    @Test("run in the foreground with process.terminal proxies the container's pty to stdout")
+    func foregroundTerminal() throws {
+        let env = try TestEnvironment()
+        let id = env.id("fgtty")
+        var spec = env.spec(id: id, args: ["berth-test-init", "tty", "exit", "0"])
+        spec.process?.terminal = true
+        let out = try env.runtime(["run", "--bundle", try env.bundle(spec), id])
+        #expect(out.code == 0, "\(out.stderr)")
+        #expect(out.stdout.contains("tty: /dev/pts/0"), "\(out.stdout)")
+        env.expectNoLeaks(id: id)
+    }
+
+    @Test("--no-pivot switches root with MS_MOVE + chroot")
+    func noPivot() throws {
+        let env = try TestEnvironment()
+        let id = env.id("nopivot")
+        let out = try env.runtime(["run", "--no-pivot", "--bundle", try env.bundle(env.spec(id: id, args: ["berth-test-init", "pid", "read", "/etc/passwd"])), id])
+        #expect(out.code == 0, "\(out.stderr)")
+        #expect(out.value("pid") == "1")
+        #expect(out.value("read /etc/passwd") == "root:x:0:0:root:/:/bin/sh", "the rootfs's /etc, not the host's")
+        env.expectNoLeaks(id: id)
+    }
+
+    @Test("linux.devices are created with their type, numbers, mode and owner; oomScoreAdj applies")
+    func devicesAndOOMScore() throws {
+        let env = try TestEnvironment()
+        let id = env.id("devices")
+        var spec = env.spec(id: id, args: ["berth-test-init", "write", "/dev/mynull", "x", "read", "/proc/self/oom_score_adj"])
+        spec.process?.args = ["sh", "-c", "berth-test-init write /dev/mynull x read /proc/self/oom_score_adj; ls -ln /dev/mynull"]
+        spec.linux?.devices = [Device(type: "c", path: "/dev/mynull", major: 1, minor: 3, fileMode: 0o640, uid: 0, gid: 9)]
+        spec.process?.oomScoreAdj = 500
+        let out = try env.runtime(["run", "--bundle", try env.bundle(spec), id])
+        #expect(out.code == 0, "\(out.stderr)")
+        #expect(out.value("write /dev/mynull") == "ok")
+        #expect(out.value("read /proc/self/oom_score_adj") == "500")
+        let ls = out.stdout.split(separator: "\n").first { $0.hasSuffix("/dev/mynull") } ?? ""
+        let fields = ls.split(separator: " ", omittingEmptySubsequences: true)
+        #expect(fields.first == "crw-r-----", "\(ls)")
+        #expect(fields.count > 5 && fields[2] == "0" && fields[3] == "9" && fields[4] == "1," && fields[5] == "3", "\(ls)")
+        env.expectNoLeaks(id: id)
+    }
+
+    @Test("--preserve-fds passes fd 3 through and closes everything above it")
+    func preserveFDs() throws {
+        let env = try TestEnvironment()
+        let id = env.id("preserve")
+        let file = env.dir + "/passed"
+        try "handed-over".write(toFile: file, atomically: true, encoding: .utf8)
+        let bundle = try env.bundle(env.spec(id: id, args: ["berth-test-init", "fds", "read", "/proc/self/fd/3"]))
+        let out = try spawn(Package.runtimeBinary, ["--root", env.stateRoot, "run", "--preserve-fds", "1", "--bundle", bundle, id], extraFile: file).wait()
+        #expect(out.code == 0, "\(out.stderr)")
+        #expect(out.value("read /proc/self/fd/3") == "handed-over")
+        #expect(Set(out.stdout.split(separator: "\n").filter { $0.hasPrefix("fd ") }.map { $0.split(separator: ":")[0] }) == ["fd 0", "fd 1", "fd 2", "fd 3"])
+        env.expectNoLeaks(id: id)
+    }
 }

@@ -93,7 +93,8 @@ struct Spawned {
     }
 }
 
-func spawn(_ path: String, _ args: [String]) throws -> Spawned {
+/// `extraFile` becomes fd 3 of the child (for --preserve-fds).
+func spawn(_ path: String, _ args: [String], extraFile: String? = nil) throws -> Spawned {
     let base = NSTemporaryDirectory() + "berth-out-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
@@ -101,6 +102,7 @@ func spawn(_ path: String, _ args: [String]) throws -> Spawned {
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, base + ".out", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     posix_spawn_file_actions_addopen(&actions, 2, base + ".err", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    if let extraFile { posix_spawn_file_actions_addopen(&actions, 3, extraFile, O_RDONLY, 0) }
     let argv = ([path] + args).map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
     let pid = try SpawnRegistry.shared.register { () throws -> pid_t in
