@@ -74,16 +74,15 @@ public enum Files {
         guard mkdir(path, mode) == 0 || errno == EEXIST else { throw .sys("mkdir", path: path) }
     }
 
-    /// mkdir -p, from the leaf upward: one mkdir when the parent exists.
+    /// mkdir -p, from the leaf upward: one mkdir when the parent exists, and
+    /// parents are made only when the kernel says they are missing.
     public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(BerthError) {
         if mkdir(path, mode) == 0 { return }
-        if errno == EEXIST && isDirectory(path) { return }
-        if errno != ENOENT { throw .sys("mkdir", path: path) }
-        var prefix = ""
-        for component in path.split(separator: "/", omittingEmptySubsequences: true) {
-            prefix += "/" + component
-            if mkdir(prefix, mode) != 0 && errno != EEXIST { throw .sys("mkdir", path: prefix) }
-        }
+        let e = errno
+        if e == EEXIST && isDirectory(path) { return }
+        guard e == ENOENT, let slash = path.lastIndex(of: "/"), slash != path.startIndex else { throw .sys("mkdir", path: path, errno: e) }
+        try makeDirectories(String(path[..<slash]), mode: mode)
+        guard mkdir(path, mode) == 0 || (errno == EEXIST && isDirectory(path)) else { throw .sys("mkdir", path: path) }
     }
 
     /// rm -rf without following symlinks or crossing into mounts' contents by name.
