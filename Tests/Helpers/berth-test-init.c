@@ -14,7 +14,7 @@
  *   fork N               fork N children that sleep; print how many succeeded and the first errno
  *   alloc MIB            allocate and touch MIB MiB
  *   spin SECONDS         busy loop
- *   count FILE           forever: write an increasing counter to FILE every 10 ms
+ *   count FILE           forever: write an increasing counter to FILE every 10 ms (atomically)
  *   wait-signal FILE     wait for a signal, write "signal N" to FILE, exit 0
  *   open PATH MODE       open PATH ("r" or "w"), print "open: ok" or the errno name
  *   write PATH VALUE     write VALUE to PATH, print "write: ok" or the errno name
@@ -180,9 +180,12 @@ int main(int argc, char **argv) {
         }
         else if (!strcmp(cmd, "count")) {
             const char *path = ARG(1);
+            char tmp[4096];
+            snprintf(tmp, sizeof tmp, "%s.tmp", path);
             for (unsigned long n = 0;; n++) {
-                FILE *f = fopen(path, "w");
-                if (f) { fprintf(f, "%lu\n", n); fclose(f); }
+                /* write + rename: a reader (or a freeze) never sees a truncated file */
+                FILE *f = fopen(tmp, "w");
+                if (f) { fprintf(f, "%lu\n", n); fclose(f); rename(tmp, path); }
                 sleep_seconds(0.01);
             }
         }
