@@ -18,7 +18,7 @@ let package = Package(
         .target(name: "CBerthLaunch", cSettings: [.define("_GNU_SOURCE")]),
         .target(name: "BerthSys", dependencies: ["CBerthLaunch"]),
         .target(name: "BerthOCI", dependencies: ["BerthSys"]),
-        .target(name: "BerthCgroups", dependencies: ["BerthSys"]),
+        .target(name: "BerthCgroups", dependencies: ["BerthSys", "BerthOCI"]),
         .target(name: "BerthRuntime", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "CBerthLaunch"]),
         .target(name: "BerthBench", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "CBerthLaunch"]),
         .executableTarget(
@@ -30,7 +30,7 @@ let package = Package(
             dependencies: ["BerthRuntime"]
         ),
         .testTarget(name: "BerthOCITests", dependencies: ["BerthOCI"]),
-        .testTarget(name: "BerthCgroupsTests", dependencies: ["BerthCgroups"]),
+        .testTarget(name: "BerthCgroupsTests", dependencies: ["BerthCgroups", "BerthOCI"]),
         .testTarget(name: "BerthBenchTests", dependencies: ["BerthBench"]),
         .testTarget(name: "BerthIntegrationTests", dependencies: ["BerthRuntime", "BerthCgroups", "BerthOCI", "berth-runtime"]),
     ],

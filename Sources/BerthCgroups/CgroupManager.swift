@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import BerthSys
+import BerthOCI
 
 /// The narrow protocol every driver implements: create, place, freeze, list,
 /// signal, destroy. Resources and stats come in with the resource drivers.
@@ -10,6 +11,8 @@ public protocol CgroupManager: Sendable {
     var directories: [String] { get }
     /// Creates the directories (idempotent).
     func create() throws(BerthError)
+    /// Writes `linux.resources` into the controller files; `warn` gets what this host cannot do.
+    func apply(_ resources: Resources, warn: (String) -> Void) throws(BerthError)
     /// Files the child writes "0" into to move itself (v1 `tasks`), and the v2
     /// directory for CLONE_INTO_CGROUP. The caller owns the returned fds.
     func placement() throws(BerthError) -> Placement

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import BerthSys
+import BerthOCI
 
 /// cgroupfs driver for legacy, hybrid and unified hosts. On a hybrid host the
 /// v1 controllers do the limiting and the container also gets its own cgroup
@@ -70,6 +71,35 @@ public struct FSCgroupManager: CgroupManager {
         for dir in chain.reversed() {
             let own = (try? Files.read(dir + "/" + file))?.trimmingWhitespace() ?? ""
             if own.isEmpty { try Files.write(value, to: dir + "/" + file) }
+        }
+    }
+
+    /// v1: each resource goes to the hierarchy of its controller. A resource
+    /// whose controller is not mounted is an error, not a silent no-op.
+    public func apply(_ resources: Resources, warn: (String) -> Void) throws(BerthError) {
+        let limits = resources.memory != nil || resources.cpu != nil || resources.pids != nil
+        if layout.mode == .unified && limits {
+            throw BerthError("linux.resources: the cgroup v2 resource drivers are not implemented yet; this host is v2-only")
+        }
+        func dir(_ controller: String, for field: String) throws(BerthError) -> CgroupDirectory {
+            guard let d = v1Directory(for: controller) else {
+                throw BerthError("linux.resources.\(field): the \(controller) controller is not mounted on this host")
+            }
+            return CgroupDirectory(d)
+        }
+        if let memory = resources.memory { try V1Memory.apply(memory, to: try dir("memory", for: "memory"), warn: warn) }
+        if let cpu = resources.cpu {
+            let wantsCPU = cpu.shares != nil || cpu.quota != nil || cpu.period != nil || cpu.burst != nil
+                || cpu.realtimeRuntime != nil || cpu.realtimePeriod != nil || cpu.idle != nil
+            if wantsCPU { try V1CPU.apply(cpu, to: try dir("cpu", for: "cpu")) }
+            if cpu.cpus != nil || cpu.mems != nil { try V1Cpuset.apply(cpu, to: try dir("cpuset", for: "cpu.cpus")) }
+        }
+        if let pids = resources.pids { try V1Pids.apply(pids, to: try dir("pids", for: "pids")) }
+        if let unified = resources.unified, !unified.isEmpty {
+            guard layout.mode == .unified, let v2Directory else {
+                throw BerthError("linux.resources.unified: raw cgroup v2 keys need a unified (v2-only) host; this one is \(layout.mode.rawValue)")
+            }
+            for (key, value) in unified.sorted(by: { $0.key < $1.key }) { try CgroupDirectory(v2Directory).write(key, value) }
         }
     }
 

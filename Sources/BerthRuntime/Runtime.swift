@@ -76,6 +76,7 @@ public struct Runtime: Sendable {
         do throws(BerthError) {
             try cgroups.create()
             cleanupCgroups = true
+            if let resources = spec.linux?.resources { try cgroups.apply(resources, warn: { log.warn($0) }) }
             let placement = try cgroups.placement()
             fds.cgroupTasks = placement.taskFDs
             fds.cgroup2 = placement.cgroup2FD ?? -1

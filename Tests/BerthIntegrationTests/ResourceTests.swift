@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+import BerthOCI
+import BerthCgroups
+
+/// Limits are enforced by the kernel, not just written: each test makes the container hit one.
+@Suite("resources on the real kernel (v1 controllers)", .enabled(if: Host.canRunContainers && Host.hasV1Controllers, "needs root and v1 cpu, memory, pids controllers"))
+struct ResourceTests {
+    @Test("memory limit 64 MiB while touching 200 MiB: OOM-killed, exit 137")
+    func memoryLimit() throws {
+        let env = try TestEnvironment()
+        let id = env.id("oom")
+        var spec = env.spec(id: id, args: ["berth-test-init", "alloc", "200"])
+        var r = Resources()
+        var memory = Resources.Memory()
+        memory.limit = 64 << 20
+        memory.swap = 64 << 20
+        r.memory = memory
+        spec.linux?.resources = r
+        let out = try env.runtime(["run", "--bundle", try env.bundle(spec), id])
+        #expect(out.code == 137, "exit \(out.code): \(out.stdout) \(out.stderr)")
+        #expect(!out.stdout.contains("allocated: 200"))
+        env.expectNoLeaks(id: id)
+    }
+
+    @Test("pids limit 16: the 16th fork fails with EAGAIN")
+    func pidsLimit() throws {
+        let env = try TestEnvironment()
+        let id = env.id("pids")
+        var spec = env.spec(id: id, args: ["berth-test-init", "fork", "20"])
+        var r = Resources()
+        r.pids = Resources.Pids(limit: 16)
+        spec.linux?.resources = r
+        let out = try env.runtime(["run", "--bundle", try env.bundle(spec), id])
+        #expect(out.code == 0, "\(out.stderr)")
+        #expect(out.value("forked") == "15", "the init counts as one of the 16")
+        #expect(out.value("fork-error") == "EAGAIN")
+        env.expectNoLeaks(id: id)
+    }
+
+    @Test("cpuset pins the process: sched_getaffinity inside sees only the given CPU")
+    func cpuset() throws {
+        guard sysconf(Int32(_SC_NPROCESSORS_ONLN)) >= 2 else { return }
+        let env = try TestEnvironment()
+        let id = env.id("cpuset")
+        var spec = env.spec(id: id, args: ["berth-test-init", "affinity"])
+        var r = Resources()
+        var cpu = Resources.CPU()
+        cpu.cpus = "1"
+        r.cpu = cpu
+        spec.linux?.resources = r
+        let out = try env.runtime(["run", "--bundle", try env.bundle(spec), id])
+        #expect(out.code == 0, "\(out.stderr)")
+        #expect(out.value("affinity") == " 1" || out.value("affinity") == "1")
+        env.expectNoLeaks(id: id)
+    }
+
+    @Test("cpu quota 0.5 CPU: a spinning container gets half a CPU")
+    func cpuQuota() throws {
+        let env = try TestEnvironment()
+        let id = env.id("quota")
+        var spec = env.spec(id: id, args: ["berth-test-init", "spin", "30"])
+        var r = Resources()
+        var cpu = Resources.CPU()
+        cpu.quota = 50_000
+        cpu.period = 100_000
+        r.cpu = cpu
+        spec.linux?.resources = r
+        #expect(try env.runtime(["run", "-d", "--bundle", try env.bundle(spec), id]).code == 0)
+        let layout = try CgroupLayout.detect()
+        let caller = try ProcessCgroups.current()
+        let cpuacct = layout.v1.first { $0.controllers.contains("cpuacct") }!
+        let usageFile = CgroupPath(env.cgroupParent + "/" + id).directory(in: cpuacct, caller: caller) + "/cpuacct.usage"
+        #expect(readFile(CgroupPath(env.cgroupParent + "/" + id).directory(in: layout.v1.first { $0.controllers.contains("cpu") }!, caller: caller) + "/cpu.cfs_quota_us") == "50000")
+        usleep(300_000)
+        let u0 = Double(readFile(usageFile)) ?? 0, t0 = Date()
+        usleep(2_000_000)
+        let u1 = Double(readFile(usageFile)) ?? 0, t1 = Date()
+        let used = (u1 - u0) / 1e9 / t1.timeIntervalSince(t0)
+        #expect(used > 0.40 && used < 0.56, "measured \(used) CPU")
+        #expect(try env.runtime(["delete", "--force", id]).code == 0)
+        env.expectNoLeaks(id: id)
+    }
+
+    @Test("a limit the kernel rejects: one error naming the file and value, nothing left")
+    func rejectedValue() throws {
+        let env = try TestEnvironment()
+        let id = env.id("badcpuset")
+        var spec = env.spec(id: id, args: ["berth-test-init", "exit", "0"])
+        var r = Resources()
+        var cpu = Resources.CPU()
+        cpu.cpus = "4096"
+        r.cpu = cpu
+        spec.linux?.resources = r
+        let out = try env.runtime(["create", "--bundle", try env.bundle(spec), id])
+        #expect(out.code == 1)
+        #expect(out.stderr.contains("write \"4096\" to cpuset.cpus in"), "\(out.stderr)")
+        #expect(out.stderr.split(separator: "\n").count == 1, "\(out.stderr)")
+        env.expectNoLeaks(id: id)
+    }
+}
+
+extension Host {
+    static let hasV1Controllers: Bool = {
+        guard let layout = try? CgroupLayout.detect() else { return false }
+        let controllers = Set(layout.controllerHierarchies.flatMap(\.controllers))
+        return ["cpu", "cpuacct", "memory", "pids", "cpuset"].allSatisfy(controllers.contains)
+    }()
+}
