@@ -58,7 +58,7 @@ public struct BenchResults: Codable, Sendable {
         return md
     }
 
-    private func order(_ name: String) -> Int { ["host": 0, "berth": 1, "crun": 2, "runc": 3][name] ?? 9 }
+    private func order(_ name: String) -> Int { ["host": 0, "berth": 1, "berth+limits": 2, "crun": 3, "runc": 4][name] ?? 9 }
 }
 
 func f(_ v: Double, _ digits: Int = 2) -> String {

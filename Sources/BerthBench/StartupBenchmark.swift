@@ -21,6 +21,8 @@ public struct StartupBenchmark {
         public var binary: String
         /// A mount namespace to run in (crun on a hybrid host), or -1.
         public var mountNamespace: Int32 = -1
+        /// The bundle it runs; nil = the shared one.
+        public var bundle: String? = nil
     }
 
     public var iterations: Int
@@ -47,10 +49,15 @@ public struct StartupBenchmark {
         try makeBundle(at: bundle)
         let cgroupParent = "berth-bench-\(getpid())"
         try writeConfig(bundle: bundle, cgroupParent: cgroupParent)
+        // the same container with cpu, memory and pids limits: what limits cost at startup
+        let limitsBundle = workDir + "/bundle-limits"
+        try Files.makeDirectories(limitsBundle)
+        try writeConfig(bundle: limitsBundle, cgroupParent: cgroupParent, rootfs: bundle + "/rootfs", limits: true)
         let timings = workDir + "/berth-timings.jsonl"
         unlink(timings)
 
-        var contenders = [Contender(name: "berth", binary: berthBinary)]
+        var contenders = [Contender(name: "berth", binary: berthBinary),
+                          Contender(name: "berth+limits", binary: berthBinary, bundle: limitsBundle)]
         var notes: [String] = []
         let peers = Self.peers()
         if let crun = peers["crun"] {
@@ -79,15 +86,16 @@ public struct StartupBenchmark {
             var order = names
             order.shuffle(using: &rng)
             for name in order {
-                let id = "\(name)-\(getpid())-\(iteration)"
+                // container ids allow letters, digits and _ . - only
+                let id = "\(name.map { $0.isLetter || $0.isNumber ? $0 : "-" }.reduce("") { $0 + String($1) })-\(getpid())-\(iteration)"
                 let elapsed: Double?
                 if name == "host" {
                     elapsed = timed(path: hostTrue, args: ["true"], env: [], mntns: -1)
                 } else {
                     let c = contenders.first { $0.name == name }!
-                    let root = workDir + "/root-\(name)"
+                    let root = workDir + "/root-\(name.filter { $0.isLetter })"
                     let env = name == "berth" ? ["BERTH_TIMINGS_FILE=" + (iteration >= warmup ? timings : "/dev/null")] : []
-                    elapsed = timed(path: c.binary, args: [c.binary, "--root", root, "run", "--bundle", bundle, id], env: env, mntns: c.mountNamespace)
+                    elapsed = timed(path: c.binary, args: [c.binary, "--root", root, "run", "--bundle", c.bundle ?? bundle, id], env: env, mntns: c.mountNamespace)
                 }
                 guard iteration >= warmup else { continue }
                 if let elapsed { samples[name, default: []].append(elapsed) } else { failures[name, default: 0] += 1 }
@@ -97,7 +105,7 @@ public struct StartupBenchmark {
             }
         }
         removeCgroupParent(cgroupParent)
-        for c in contenders { try? Files.removeTree(workDir + "/root-\(c.name)") }
+        for c in contenders { try? Files.removeTree(workDir + "/root-\(c.name.filter { $0.isLetter })") }
 
         var result = StartupResult(iterations: iterations, warmup: warmup, unit: "ms", notes: notes)
         for name in names {
@@ -105,8 +113,11 @@ public struct StartupBenchmark {
             result.runtimes[name] = StartupResult.Series(summary: Summary(s), samples: s, failures: failures[name] ?? 0)
         }
         if let berth = samples["berth"] {
-            for other in names where other != "berth" {
+            for other in names where other != "berth" && other != "berth+limits" {
                 if let o = samples[other], o.count == berth.count { result.ratios["berth/\(other)"] = Statistics.pairedRatio(berth, o) }
+            }
+            if let limited = samples["berth+limits"], limited.count == berth.count {
+                result.ratios["berth+limits/berth"] = Statistics.pairedRatio(limited, berth)
             }
         }
         result.berthPhases = phaseMedians(timings)
@@ -141,12 +152,23 @@ public struct StartupBenchmark {
     }
 
     /// One config every runtime accepts (crun 1.8 takes ociVersion up to 1.1).
-    func writeConfig(bundle: String, cgroupParent: String) throws {
+    func writeConfig(bundle: String, cgroupParent: String, rootfs: String? = nil, limits: Bool = false) throws {
         var spec = Spec.defaultSpec(rootless: false)
         spec.ociVersion = "1.0.2"
         spec.process?.terminal = false
         spec.process?.args = ["/bin/true"]
-        spec.linux?.cgroupsPath = cgroupParent + "/startup"
+        spec.linux?.cgroupsPath = cgroupParent + (limits ? "/startup-limits" : "/startup")
+        if let rootfs { spec.root?.path = rootfs }
+        if limits {
+            var memory = Resources.Memory()
+            memory.limit = 256 << 20
+            var cpu = Resources.CPU()
+            cpu.quota = 50_000
+            cpu.period = 100_000
+            spec.linux?.resources?.memory = memory
+            spec.linux?.resources?.cpu = cpu
+            spec.linux?.resources?.pids = Resources.Pids(limit: 128)
+        }
         try Files.writeAtomically(spec.encoded(), to: bundle + "/config.json", mode: 0o644)
     }
 
