@@ -368,6 +368,18 @@ public struct Runtime: Sendable {
         do { try HookRunner.run(hooks, kind: kind, state: state) } catch { log.warn("\(error)") }
     }
 
+    /// Changes the resources of a live container (runc update).
+    public func update(id: String, resources: Resources) throws(BerthError) {
+        try store.withLock(id) { () throws(BerthError) in
+            let record = try record(id: id)
+            let status = self.status(of: record)
+            guard status == .running || status == .paused || status == .created else {
+                throw BerthError("cannot update container \"\(id)\" in state \(status.rawValue)")
+            }
+            try record.cgroups.apply(resources, warn: { log.warn($0) })
+        }
+    }
+
     public func processes(id: String) throws(BerthError) -> [pid_t] {
         try record(id: id).cgroups.processes()
     }

@@ -102,6 +102,9 @@ func dispatch(_ c: ParsedCommandLine, _ runtime: Runtime) throws -> Int32 {
         try ps(runtime, id: c.arguments[0], format: c.value("format") ?? "table")
     case "exec":
         return try exec(c, runtime)
+    case "update":
+        let id = try positional(c, "ID")[0]
+        try runtime.update(id: id, resources: try updateResources(c))
     case "pause":
         try runtime.pause(id: try positional(c, "ID")[0])
     case "resume":
@@ -199,6 +202,70 @@ func exec(_ c: ParsedCommandLine, _ runtime: Runtime) throws -> Int32 {
     options.detach = c.has("detach")
     if let n = c.value("preserve-fds") { options.preserveFDs = Int(n) ?? 0 }
     return try runtime.exec(id: id, process: proc, options: options)
+}
+
+/// runc update's flags, or a resources JSON file (`-r -` reads stdin).
+func updateResources(_ c: ParsedCommandLine) throws -> Resources {
+    if let path = c.value("resources") {
+        let bytes = path == "-" ? Array(readAllStdin()) : try Files.readBytes(path)
+        do { return try JSONDecoder().decode(Resources.self, from: Data(bytes)) } catch let error as DecodingError {
+            throw BerthError("\(path == "-" ? "stdin" : path): \(Spec.describeDecoding(error))")
+        }
+    }
+    func int(_ name: String) throws(UsageError) -> Int64? {
+        guard let text = c.value(name) else { return nil }
+        guard let v = Int64(text) else { throw UsageError(message: "--\(name) \"\(text)\" is not an integer") }
+        return v
+    }
+    func bytes(_ name: String) throws(UsageError) -> Int64? {
+        guard let text = c.value(name) else { return nil }
+        guard let v = parseBytes(text) else { throw UsageError(message: "--\(name) \"\(text)\" is not a size (bytes, or with k, m, g)") }
+        return v
+    }
+    var r = Resources()
+    var cpu = Resources.CPU()
+    cpu.period = try int("cpu-period").map { UInt64(max(0, $0)) }
+    cpu.quota = try int("cpu-quota")
+    cpu.shares = try int("cpu-share").map { UInt64(max(0, $0)) }
+    cpu.realtimePeriod = try int("cpu-rt-period").map { UInt64(max(0, $0)) }
+    cpu.realtimeRuntime = try int("cpu-rt-runtime")
+    cpu.cpus = c.value("cpuset-cpus")
+    cpu.mems = c.value("cpuset-mems")
+    if cpu != Resources.CPU() { r.cpu = cpu }
+    var memory = Resources.Memory()
+    memory.limit = try bytes("memory")
+    memory.reservation = try bytes("memory-reservation")
+    memory.swap = try bytes("memory-swap")
+    memory.kernel = try bytes("kernel-memory")
+    memory.kernelTCP = try bytes("kernel-memory-tcp")
+    if memory != Resources.Memory() { r.memory = memory }
+    if let limit = try int("pids-limit") { r.pids = Resources.Pids(limit: limit) }
+    if let weight = try int("blkio-weight") {
+        throw UsageError(message: "--blkio-weight \(weight): blkio weights are not supported on this host (no CFQ/BFQ io scheduler)")
+    }
+    return r
+}
+
+/// 1024, 64k, 64m, 1g (binary units, as runc and docker read them); -1 stays -1.
+func parseBytes(_ text: String) -> Int64? {
+    let lower = text.lowercased()
+    let units: [(String, Int64)] = [("gb", 1 << 30), ("mb", 1 << 20), ("kb", 1 << 10), ("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10), ("b", 1)]
+    for (suffix, scale) in units where lower.hasSuffix(suffix) {
+        guard let n = Int64(lower.dropLast(suffix.count)) else { return nil }
+        return n * scale
+    }
+    return Int64(lower)
+}
+
+func readAllStdin() -> [UInt8] {
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = read(0, &buf, buf.count)
+        if n <= 0 { break }
+        out.append(contentsOf: buf[0..<n])
+    }
+    return out
 }
 
 func userName(_ uid: UInt32) -> String {

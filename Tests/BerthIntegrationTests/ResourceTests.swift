@@ -82,6 +82,48 @@ struct ResourceTests {
         env.expectNoLeaks(id: id)
     }
 
+    @Test("update changes the limits of a running container: quota 0.2 -> 0.6 CPU, memory and pids files")
+    func update() throws {
+        let env = try TestEnvironment()
+        let id = env.id("update")
+        var spec = env.spec(id: id, args: ["berth-test-init", "spin", "60"])
+        var r = Resources()
+        var cpu = Resources.CPU()
+        cpu.quota = 20_000
+        cpu.period = 100_000
+        r.cpu = cpu
+        spec.linux?.resources = r
+        #expect(try env.runtime(["run", "-d", "--bundle", try env.bundle(spec), id]).code == 0)
+        let layout = try CgroupLayout.detect()
+        let caller = try ProcessCgroups.current()
+        func dir(_ controller: String) -> String {
+            CgroupPath(env.cgroupParent + "/" + id).directory(in: layout.v1.first { $0.controllers.contains(controller) }!, caller: caller)
+        }
+        func measure() -> Double {
+            let u0 = Double(readFile(dir("cpuacct") + "/cpuacct.usage")) ?? 0, t0 = Date()
+            usleep(1_500_000)
+            let u1 = Double(readFile(dir("cpuacct") + "/cpuacct.usage")) ?? 0, t1 = Date()
+            return (u1 - u0) / 1e9 / t1.timeIntervalSince(t0)
+        }
+        usleep(200_000)
+        let before = measure()
+        #expect(before > 0.14 && before < 0.26, "before update: \(before) CPU")
+        let out = try env.runtime(["update", "--cpu-quota", "60000", "--memory", "128m", "--pids-limit", "32", id])
+        #expect(out.code == 0, "\(out.stderr)")
+        #expect(readFile(dir("cpu") + "/cpu.cfs_quota_us") == "60000")
+        #expect(readFile(dir("memory") + "/memory.limit_in_bytes") == String(128 << 20))
+        #expect(readFile(dir("pids") + "/pids.max") == "32")
+        usleep(200_000)
+        let after = measure()
+        #expect(after > 0.50 && after < 0.66, "after update: \(after) CPU")
+        let bad = try env.runtime(["update", "--memory", "lots", id])
+        #expect(bad.code == 1 && bad.stderr.contains("--memory \"lots\" is not a size"))
+        #expect(try env.runtime(["delete", "--force", id]).code == 0)
+        let stopped = try env.runtime(["update", "--pids-limit", "8", id])
+        #expect(stopped.code == 1 && stopped.stderr.contains("does not exist"))
+        env.expectNoLeaks(id: id)
+    }
+
     @Test("a limit the kernel rejects: one error naming the file and value, nothing left")
     func rejectedValue() throws {
         let env = try TestEnvironment()
