@@ -2,6 +2,7 @@
 #include "berth_sys.h"
 #include <fcntl.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -25,3 +26,5 @@ void berth_write_stderr(const char *text) {
 }
 
 int berth_set_child_subreaper(int on) { return prctl(PR_SET_CHILD_SUBREAPER, on, 0, 0, 0); }
+
+int berth_eventfd(void) { return eventfd(0, EFD_CLOEXEC); }

@@ -60,6 +60,8 @@ enum Syntax {
                       valued: ["cpu-period", "cpu-quota", "cpu-share", "cpu-rt-period", "cpu-rt-runtime", "cpuset-cpus", "cpuset-mems",
                                "memory", "memory-reservation", "memory-swap", "pids-limit", "blkio-weight", "kernel-memory", "kernel-memory-tcp", "resources"],
                       short: ["r": "resources"]),
+        CommandSyntax(name: "events", summary: "stats and OOM events of a container, as JSON lines",
+                      usage: "events [--stats] [--interval SECONDS] ID", valued: ["interval"], flags: ["stats"]),
         CommandSyntax(name: "pause", summary: "freeze every process of a container", usage: "pause ID"),
         CommandSyntax(name: "resume", summary: "thaw a paused container", usage: "resume ID"),
         CommandSyntax(name: "spec", summary: "write a default config.json into the bundle", usage: "spec [--rootless] [--bundle B]",

@@ -18,7 +18,11 @@ func fail(_ message: String, _ logger: Logger) -> Never {
     exit(1)
 }
 
-func out(_ text: String) { print(text) }
+/// A line on stdout, written at once (events stream; a pipe must see each line as it comes).
+func out(_ text: String) {
+    let line = text + "\n"
+    _ = line.withCString { write(1, $0, strlen($0)) }
+}
 
 func main() -> Never {
     let parsed: (globals: ParsedCommandLine, command: ParsedCommandLine?)
@@ -105,6 +109,15 @@ func dispatch(_ c: ParsedCommandLine, _ runtime: Runtime) throws -> Int32 {
     case "update":
         let id = try positional(c, "ID")[0]
         try runtime.update(id: id, resources: try updateResources(c))
+    case "events":
+        let id = try positional(c, "ID")[0]
+        let text = c.value("interval") ?? "5s"
+        guard let interval = Double(text.hasSuffix("s") ? String(text.dropLast()) : text), interval > 0 else {
+            throw UsageError(message: "--interval \"\(text)\" is not a number of seconds")
+        }
+        try runtime.events(id: id, statsOnly: c.has("stats"), interval: interval) { line in
+            out(line)
+        }
     case "pause":
         try runtime.pause(id: try positional(c, "ID")[0])
     case "resume":

@@ -124,6 +124,62 @@ struct ResourceTests {
         env.expectNoLeaks(id: id)
     }
 
+    @Test("events --stats reports cpu, memory and pids of a running container in runc's shape")
+    func statsEvent() throws {
+        let env = try TestEnvironment()
+        let id = env.id("stats")
+        var spec = env.spec(id: id, args: ["berth-test-init", "fork", "3", "alloc", "20", "spin", "30"])
+        var r = Resources()
+        r.pids = Resources.Pids(limit: 64)
+        var memory = Resources.Memory()
+        memory.limit = 128 << 20
+        r.memory = memory
+        spec.linux?.resources = r
+        #expect(try env.runtime(["run", "-d", "--bundle", try env.bundle(spec), id]).code == 0)
+        usleep(500_000)
+        let out = try env.runtime(["events", "--stats", id])
+        #expect(out.code == 0, "\(out.stderr)")
+        let event = try #require(try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any])
+        #expect(event["type"] as? String == "stats")
+        #expect(event["id"] as? String == id)
+        let data = try #require(event["data"] as? [String: Any])
+        let pids = data["pids"] as? [String: Any]
+        #expect(pids?["current"] as? Int == 4)
+        #expect(pids?["limit"] as? Int == 64)
+        let memoryStats = data["memory"] as? [String: Any]
+        let usage = memoryStats?["usage"] as? [String: Any]
+        #expect((usage?["usage"] as? Int ?? 0) >= 20 << 20, "\(usage ?? [:])")
+        #expect(usage?["limit"] as? Int == 128 << 20)
+        #expect((memoryStats?["raw"] as? [String: Any])?["rss"] != nil)
+        let cpu = (data["cpu"] as? [String: Any])?["usage"] as? [String: Any]
+        #expect((cpu?["total"] as? Int ?? 0) > 100_000_000)
+        #expect(try env.runtime(["delete", "--force", id]).code == 0)
+        env.expectNoLeaks(id: id)
+    }
+
+    @Test("an OOM kill is reported by events even though the container exits right after it")
+    func oomEvent() throws {
+        let env = try TestEnvironment()
+        let id = env.id("oomevent")
+        var spec = env.spec(id: id, args: ["berth-test-init", "sleep", "0.5", "alloc", "200"])
+        var r = Resources()
+        var memory = Resources.Memory()
+        memory.limit = 64 << 20
+        memory.swap = 64 << 20
+        r.memory = memory
+        spec.linux?.resources = r
+        #expect(try env.runtime(["run", "-d", "--bundle", try env.bundle(spec), id]).code == 0)
+        let events = try env.runtime(["events", "--interval", "0.2", id], timeout: 30)
+        #expect(events.code == 0, "\(events.stderr)")
+        let types = events.stdout.split(separator: "\n").compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["type"] as? String
+        }
+        #expect(types.filter { $0 == "oom" }.count == 1, "\(types)")
+        #expect(types.contains("stats"))
+        #expect(try env.runtime(["delete", id]).code == 0)
+        env.expectNoLeaks(id: id)
+    }
+
     @Test("a limit the kernel rejects: one error naming the file and value, nothing left")
     func rejectedValue() throws {
         let env = try TestEnvironment()

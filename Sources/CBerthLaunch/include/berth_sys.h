@@ -17,6 +17,8 @@ int berth_pidfd_open(pid_t pid);
 int berth_pidfd_send_signal(int pidfd, int sig);
 /* prctl(PR_SET_CHILD_SUBREAPER, on): orphaned descendants are reparented to us. */
 int berth_set_child_subreaper(int on);
+/* eventfd(0, EFD_CLOEXEC). */
+int berth_eventfd(void);
 /* write(2) to stderr, for messages outside Swift's stdio. */
 void berth_write_stderr(const char *text);
 
