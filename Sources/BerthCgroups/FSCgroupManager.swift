@@ -103,6 +103,15 @@ public struct FSCgroupManager: CgroupManager {
         }
     }
 
+    /// v1 devices.allow/deny. A v2-only host needs a BPF_PROG_TYPE_CGROUP_DEVICE program (not here yet).
+    public func applyDevices(_ rules: [Resources.DeviceRule], devices: [Device]) throws(BerthError) {
+        guard let d = v1Directory(for: "devices") else {
+            if layout.mode == .unified { throw BerthError("linux.resources.devices: the cgroup v2 device program is not implemented yet; this host is v2-only") }
+            return
+        }
+        try V1Devices.apply(rules, devices: devices, to: CgroupDirectory(d))
+    }
+
     public func v1Directory(for controller: String) -> String? {
         for (h, dir) in zip(layout.controllerHierarchies, v1Directories) where h.controllers.contains(controller) { return dir }
         return nil

@@ -77,6 +77,9 @@ public struct Runtime: Sendable {
             try cgroups.create()
             cleanupCgroups = true
             if let resources = spec.linux?.resources { try cgroups.apply(resources, warn: { log.warn($0) }) }
+            if let rules = spec.linux?.resources?.devices, !rules.isEmpty {
+                try cgroups.applyDevices(rules, devices: spec.linux?.devices ?? [])
+            }
             let placement = try cgroups.placement()
             fds.cgroupTasks = placement.taskFDs
             fds.cgroup2 = placement.cgroup2FD ?? -1

@@ -82,4 +82,22 @@ struct V1ResourceTests {
         r.unified = ["memory.high": "1G"]
         #expect(throws: BerthError.self) { try m.apply(r) { _ in } }
     }
+
+    @Test("device rules are written in order: config, the standard devices, the container's own")
+    func devices() throws {
+        let fs = try FakeCgroupfs()
+        let devicesHierarchy = Hierarchy(version: .v1, mountPoint: fs.root + "/devices", root: "/", controllers: ["devices"])
+        let layout = CgroupLayout(mode: .legacy, v1: fs.layout.v1 + [devicesHierarchy], v2: nil)
+        try Files.makeDirectories(fs.root + "/devices/c1")
+        for file in ["devices.allow", "devices.deny"] { try Files.writeAtomically([], to: fs.root + "/devices/c1/" + file) }
+        let m = FSCgroupManager(layout: layout, path: CgroupPath("c1"), caller: ProcessCgroups(paths: [:]))
+        #expect(V1Devices.entry(type: nil, major: nil, minor: nil, access: "rwm") == "a")
+        #expect(V1Devices.entry(type: "c", major: 1, minor: 3, access: "rw") == "c 1:3 rw")
+        #expect(V1Devices.entry(type: "b", major: -1, minor: nil, access: nil) == "b *:* rwm")
+        // a plain file keeps only the last write (O_TRUNC); the real file is a list. Check the last allow.
+        try m.applyDevices([Resources.DeviceRule(allow: false, access: "rwm")],
+                           devices: [Device(type: "c", path: "/dev/fuse", major: 10, minor: 229)])
+        #expect(try Files.read(fs.root + "/devices/c1/devices.deny") == "a")
+        #expect(try Files.read(fs.root + "/devices/c1/devices.allow") == "c 10:229 rwm")
+    }
 }

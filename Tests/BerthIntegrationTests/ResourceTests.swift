@@ -180,6 +180,28 @@ struct ResourceTests {
         env.expectNoLeaks(id: id)
     }
 
+    @Test("device rules: the default deny-all leaves the standard devices usable and denies the rest")
+    func deviceRules() throws {
+        let env = try TestEnvironment()
+        let id = env.id("devices")
+        var spec = env.spec(id: id, args: ["berth-test-init", "open", "/dev/null", "w", "open", "/dev/zero", "r",
+                                           "mknod", "/dev/mem2", "1", "1", "open", "/dev/mem2", "r",
+                                           "open", "/dev/allowed", "r"])
+        spec.process?.capabilities = Capabilities(bounding: ["CAP_MKNOD"], effective: ["CAP_MKNOD"], permitted: ["CAP_MKNOD"])
+        // /dev/allowed is a config device (1:8, random): it gets an allow rule of its own
+        spec.linux?.devices = [Device(type: "c", path: "/dev/allowed", major: 1, minor: 8, fileMode: 0o666, uid: 0, gid: 0)]
+        let layout = try CgroupLayout.detect()
+        let out = try env.runtime(["run", "--bundle", try env.bundle(spec), id])
+        #expect(out.code == 0, "\(out.stderr)")
+        #expect(out.value("open /dev/null") == "ok")
+        #expect(out.value("open /dev/zero") == "ok")
+        #expect(out.value("mknod /dev/mem2") == "ok", "mknod of any node is allowed")
+        #expect(out.value("open /dev/mem2") == "EPERM", "1:1 (/dev/mem) is denied by the devices cgroup")
+        #expect(out.value("open /dev/allowed") == "ok")
+        #expect(layout.v1.contains { $0.controllers == ["devices"] })
+        env.expectNoLeaks(id: id)
+    }
+
     @Test("a limit the kernel rejects: one error naming the file and value, nothing left")
     func rejectedValue() throws {
         let env = try TestEnvironment()
