@@ -67,16 +67,9 @@ struct ResourceTests {
         r.cpu = cpu
         spec.linux?.resources = r
         #expect(try env.runtime(["run", "-d", "--bundle", try env.bundle(spec), id]).code == 0)
-        let layout = try CgroupLayout.detect()
-        let caller = try ProcessCgroups.current()
-        let cpuacct = layout.v1.first { $0.controllers.contains("cpuacct") }!
-        let usageFile = CgroupPath(env.cgroupParent + "/" + id).directory(in: cpuacct, caller: caller) + "/cpuacct.usage"
-        #expect(readFile(CgroupPath(env.cgroupParent + "/" + id).directory(in: layout.v1.first { $0.controllers.contains("cpu") }!, caller: caller) + "/cpu.cfs_quota_us") == "50000")
+        #expect(readFile(env.cgroupDirectory(id, controller: "cpu") + "/cpu.cfs_quota_us") == "50000")
         usleep(300_000)
-        let u0 = Double(readFile(usageFile)) ?? 0, t0 = Date()
-        usleep(2_000_000)
-        let u1 = Double(readFile(usageFile)) ?? 0, t1 = Date()
-        let used = (u1 - u0) / 1e9 / t1.timeIntervalSince(t0)
+        let used = env.cpuUsage(id, seconds: 2)
         #expect(used > 0.40 && used < 0.56, "measured \(used) CPU")
         #expect(try env.runtime(["delete", "--force", id]).code == 0)
         env.expectNoLeaks(id: id)
@@ -94,17 +87,8 @@ struct ResourceTests {
         r.cpu = cpu
         spec.linux?.resources = r
         #expect(try env.runtime(["run", "-d", "--bundle", try env.bundle(spec), id]).code == 0)
-        let layout = try CgroupLayout.detect()
-        let caller = try ProcessCgroups.current()
-        func dir(_ controller: String) -> String {
-            CgroupPath(env.cgroupParent + "/" + id).directory(in: layout.v1.first { $0.controllers.contains(controller) }!, caller: caller)
-        }
-        func measure() -> Double {
-            let u0 = Double(readFile(dir("cpuacct") + "/cpuacct.usage")) ?? 0, t0 = Date()
-            usleep(1_500_000)
-            let u1 = Double(readFile(dir("cpuacct") + "/cpuacct.usage")) ?? 0, t1 = Date()
-            return (u1 - u0) / 1e9 / t1.timeIntervalSince(t0)
-        }
+        func dir(_ controller: String) -> String { env.cgroupDirectory(id, controller: controller) }
+        func measure() -> Double { env.cpuUsage(id, seconds: 1.5) }
         usleep(200_000)
         let before = measure()
         #expect(before > 0.14 && before < 0.26, "before update: \(before) CPU")

@@ -265,6 +265,22 @@ final class TestEnvironment {
         }
     }
 
+    /// The container's directory in the v1 hierarchy of `controller`.
+    func cgroupDirectory(_ id: String, controller: String) -> String {
+        guard let layout = try? CgroupLayout.detect(), let caller = try? ProcessCgroups.current(),
+              let h = layout.v1.first(where: { $0.controllers.contains(controller) }) else { return "/nonexistent" }
+        return CgroupPath(cgroupParent + "/" + id).directory(in: h, caller: caller)
+    }
+
+    /// CPUs used by the container over `seconds` of wall time, from cpuacct.usage.
+    func cpuUsage(_ id: String, seconds: Double) -> Double {
+        let file = cgroupDirectory(id, controller: "cpuacct") + "/cpuacct.usage"
+        let u0 = Double(readFile(file)) ?? 0, t0 = Date()
+        usleep(UInt32(seconds * 1_000_000))
+        let u1 = Double(readFile(file)) ?? 0, t1 = Date()
+        return (u1 - u0) / 1e9 / t1.timeIntervalSince(t0)
+    }
+
     func state(_ id: String) throws -> [String: Any] {
         let out = try runtime(["state", id])
         guard out.code == 0 else { return [:] }
