@@ -77,9 +77,9 @@ public struct FSCgroupManager: CgroupManager {
     /// v1: each resource goes to the hierarchy of its controller. A resource
     /// whose controller is not mounted is an error, not a silent no-op.
     public func apply(_ resources: Resources, warn: (String) -> Void) throws(BerthError) {
-        let limits = resources.memory != nil || resources.cpu != nil || resources.pids != nil
-        if layout.mode == .unified && limits {
-            throw BerthError("linux.resources: the cgroup v2 resource drivers are not implemented yet; this host is v2-only")
+        if layout.mode == .unified, let v2Directory {
+            try applyV2(resources, to: CgroupDirectory(v2Directory), warn: warn)
+            return
         }
         func dir(_ controller: String, for field: String) throws(BerthError) -> CgroupDirectory {
             guard let d = v1Directory(for: controller) else {
@@ -110,6 +110,47 @@ public struct FSCgroupManager: CgroupManager {
             return
         }
         try V1Devices.apply(rules, devices: devices, to: CgroupDirectory(d))
+    }
+
+    /// v2 (unified hosts): enable the controllers the resources need in every
+    /// ancestor's cgroup.subtree_control, then write the v2 files.
+    func applyV2(_ resources: Resources, to dir: CgroupDirectory, warn: (String) -> Void) throws(BerthError) {
+        var needed: [String] = []
+        if resources.memory != nil { needed.append("memory") }
+        if let cpu = resources.cpu {
+            if cpu.shares != nil || cpu.quota != nil || cpu.period != nil || cpu.burst != nil || cpu.idle != nil { needed.append("cpu") }
+            if cpu.cpus != nil || cpu.mems != nil { needed.append("cpuset") }
+        }
+        if resources.pids != nil { needed.append("pids") }
+        if resources.blockIO != nil { needed.append("io") }
+        if !needed.isEmpty { try enableControllers(needed, below: dir.path) }
+        if let memory = resources.memory { try V2Memory.apply(memory, to: dir, warn: warn) }
+        if let cpu = resources.cpu { try V2CPU.apply(cpu, to: dir, warn: warn) }
+        if let pids = resources.pids { try V2PidsIO.apply(pids, to: dir) }
+        if let io = resources.blockIO { try V2PidsIO.apply(io, to: dir) }
+        for (key, value) in (resources.unified ?? [:]).sorted(by: { $0.key < $1.key }) { try dir.write(key, value) }
+    }
+
+    /// "+memory +pids" into the subtree_control of each ancestor from the mount point down
+    /// to the container's parent (the no-internal-process rule allows that: they hold no tasks of ours).
+    func enableControllers(_ controllers: [String], below path: String) throws(BerthError) {
+        guard let mount = layout.v2?.mountPoint, path.hasPrefix(mount) else { return }
+        var ancestors: [String] = []
+        var d = path
+        while let slash = d.lastIndex(of: "/"), d.count > mount.count {
+            d = String(d[..<slash])
+            ancestors.append(d)
+        }
+        for dir in ancestors.reversed() where dir.count >= mount.count {
+            let available = Set((CgroupDirectory(dir).read("cgroup.controllers") ?? "").split(separator: " ").map(String.init))
+            let enabled = Set((CgroupDirectory(dir).read("cgroup.subtree_control") ?? "").split(separator: " ").map(String.init))
+            let missing = controllers.filter { !enabled.contains($0) }
+            guard !missing.isEmpty else { continue }
+            for c in missing where !available.contains(c) {
+                throw BerthError("linux.resources: the \(c) controller is not available in \(dir) (cgroup.controllers: \(available.sorted().joined(separator: " ")))")
+            }
+            try CgroupDirectory(dir).write("cgroup.subtree_control", missing.map { "+" + $0 }.joined(separator: " "))
+        }
     }
 
     public func v1Directory(for controller: String) -> String? {

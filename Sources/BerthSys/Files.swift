@@ -75,14 +75,18 @@ public enum Files {
     }
 
     /// mkdir -p, from the leaf upward: one mkdir when the parent exists, and
-    /// parents are made only when the kernel says they are missing.
+    /// parents are made only when the kernel says they are missing. A parent
+    /// removed concurrently (a delete dropping an empty shared parent such as
+    /// `berth/` while a create makes a child in it) is made again.
     public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(BerthError) {
-        if mkdir(path, mode) == 0 { return }
-        let e = errno
-        if e == EEXIST && isDirectory(path) { return }
-        guard e == ENOENT, let slash = path.lastIndex(of: "/"), slash != path.startIndex else { throw .sys("mkdir", path: path, errno: e) }
-        try makeDirectories(String(path[..<slash]), mode: mode)
-        guard mkdir(path, mode) == 0 || (errno == EEXIST && isDirectory(path)) else { throw .sys("mkdir", path: path) }
+        for _ in 0..<8 {
+            if mkdir(path, mode) == 0 { return }
+            let e = errno
+            if e == EEXIST && isDirectory(path) { return }
+            guard e == ENOENT, let slash = path.lastIndex(of: "/"), slash != path.startIndex else { throw .sys("mkdir", path: path, errno: e) }
+            try makeDirectories(String(path[..<slash]), mode: mode)
+        }
+        throw .sys("mkdir (its parent kept disappearing)", path: path, errno: ENOENT)
     }
 
     /// rm -rf without following symlinks or crossing into mounts' contents by name.
