@@ -14,7 +14,7 @@ public protocol CgroupManager: Sendable {
     /// Writes `linux.resources` into the controller files; `warn` gets what this host cannot do.
     func apply(_ resources: Resources, warn: (String) -> Void) throws(BerthError)
     /// Device access rules, with the devices every container may use and its own `linux.devices`.
-    func applyDevices(_ rules: [Resources.DeviceRule], devices: [Device]) throws(BerthError)
+    func applyDevices(_ rules: [Resources.DeviceRule], devices: [Device], warn: (String) -> Void) throws(BerthError)
     /// Files the child writes "0" into to move itself (v1 `tasks`), and the v2
     /// directory for CLONE_INTO_CGROUP. The caller owns the returned fds.
     func placement() throws(BerthError) -> Placement

@@ -151,6 +151,7 @@ extension FSCgroupManager {
             s.blkio.ioServiceBytesRecursive = StatFiles.blkio(d.read("blkio.throttle.io_service_bytes_recursive") ?? d.read("blkio.io_service_bytes_recursive"))
             s.blkio.ioServicedRecursive = StatFiles.blkio(d.read("blkio.throttle.io_serviced_recursive") ?? d.read("blkio.io_serviced_recursive"))
         }
+        if layout.mode == .unified, let v2 = v2Directory.map(CgroupDirectory.init) { readV2(v2, into: &s) }
         if let v2 = v2Directory.map(CgroupDirectory.init) {
             s.cpuPressure = StatFiles.pressure(v2.read("cpu.pressure"))
             s.memoryPressure = StatFiles.pressure(v2.read("memory.pressure"))
@@ -159,9 +160,30 @@ extension FSCgroupManager {
         return s
     }
 
-    /// OOM kills so far: v1 memory.oom_control's oom_kill counter.
+    /// v2 counters: cpu.stat in microseconds, memory.current/max/stat, pids.
+    private func readV2(_ d: CgroupDirectory, into s: inout Stats) {
+        let cpu = StatFiles.flatKeyed(d.read("cpu.stat"))
+        s.cpu.usage.total = (cpu["usage_usec"] ?? 0) * 1000
+        s.cpu.usage.user = (cpu["user_usec"] ?? 0) * 1000
+        s.cpu.usage.kernel = (cpu["system_usec"] ?? 0) * 1000
+        s.cpu.throttling = .init(periods: cpu["nr_periods"] ?? 0, throttledPeriods: cpu["nr_throttled"] ?? 0,
+                                 throttledTime: (cpu["throttled_usec"] ?? 0) * 1000)
+        s.memory.usage = .init(limit: StatFiles.number(d.read("memory.max")), usage: StatFiles.number(d.read("memory.current")),
+                               max: StatFiles.number(d.read("memory.peak")), failcnt: StatFiles.flatKeyed(d.read("memory.events"))["max"] ?? 0)
+        if d.has("memory.swap.current") {
+            s.memory.swap = .init(limit: StatFiles.number(d.read("memory.swap.max")), usage: StatFiles.number(d.read("memory.swap.current")), max: 0, failcnt: 0)
+        }
+        s.memory.raw = StatFiles.flatKeyed(d.read("memory.stat"))
+        s.memory.cache = s.memory.raw["file"] ?? 0
+        s.pids = .init(current: StatFiles.number(d.read("pids.current")), limit: StatFiles.number(d.read("pids.max")))
+    }
+
+    /// OOM kills so far: v1 memory.oom_control's oom_kill counter, v2 memory.events's.
     public var oomKills: UInt64 {
-        guard let d = v1Directory(for: "memory").map(CgroupDirectory.init) else { return 0 }
-        return StatFiles.flatKeyed(d.read("memory.oom_control"))["oom_kill"] ?? 0
+        if let d = v1Directory(for: "memory").map(CgroupDirectory.init) {
+            return StatFiles.flatKeyed(d.read("memory.oom_control"))["oom_kill"] ?? 0
+        }
+        guard layout.mode == .unified, let v2 = v2Directory.map(CgroupDirectory.init) else { return 0 }
+        return StatFiles.flatKeyed(v2.read("memory.events"))["oom_kill"] ?? 0
     }
 }

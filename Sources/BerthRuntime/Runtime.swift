@@ -78,7 +78,7 @@ public struct Runtime: Sendable {
             cleanupCgroups = true
             if let resources = spec.linux?.resources { try cgroups.apply(resources, warn: { log.warn($0) }) }
             if let rules = spec.linux?.resources?.devices, !rules.isEmpty {
-                try cgroups.applyDevices(rules, devices: spec.linux?.devices ?? [])
+                try cgroups.applyDevices(rules, devices: spec.linux?.devices ?? [], warn: { log.warn($0) })
             }
             let placement = try cgroups.placement()
             fds.cgroupTasks = placement.taskFDs

@@ -96,7 +96,7 @@ struct V1ResourceTests {
         #expect(V1Devices.entry(type: "b", major: -1, minor: nil, access: nil) == "b *:* rwm")
         // a plain file keeps only the last write (O_TRUNC); the real file is a list. Check the last allow.
         try m.applyDevices([Resources.DeviceRule(allow: false, access: "rwm")],
-                           devices: [Device(type: "c", path: "/dev/fuse", major: 10, minor: 229)])
+                           devices: [Device(type: "c", path: "/dev/fuse", major: 10, minor: 229)], warn: { _ in })
         #expect(try Files.read(fs.root + "/devices/c1/devices.deny") == "a")
         #expect(try Files.read(fs.root + "/devices/c1/devices.allow") == "c 10:229 rwm")
     }

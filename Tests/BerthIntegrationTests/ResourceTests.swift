@@ -4,7 +4,7 @@ import BerthOCI
 import BerthCgroups
 
 /// Limits are enforced by the kernel, not just written: each test makes the container hit one.
-@Suite("resources on the real kernel (v1 controllers)", .enabled(if: Host.canRunContainers && Host.hasV1Controllers, "needs root and v1 cpu, memory, pids controllers"))
+@Suite("resources on the real kernel (v1 controllers, or v2 on a unified host)", .enabled(if: Host.canRunContainers && Host.hasResourceControllers, "needs root and cpu, memory, pids, cpuset controllers (v1, or v2 on a unified host)"))
 struct ResourceTests {
     @Test("memory limit 64 MiB while touching 200 MiB: OOM-killed, exit 137")
     func memoryLimit() throws {
@@ -67,7 +67,7 @@ struct ResourceTests {
         r.cpu = cpu
         spec.linux?.resources = r
         #expect(try env.runtime(["run", "-d", "--bundle", try env.bundle(spec), id]).code == 0)
-        #expect(readFile(env.cgroupDirectory(id, controller: "cpu") + "/cpu.cfs_quota_us") == "50000")
+        #expect(env.cgroupValue(id, v1: ("cpu", "cpu.cfs_quota_us"), v2: "cpu.max") == (Host.isUnified ? "50000 100000" : "50000"))
         usleep(300_000)
         let used = env.cpuUsage(id, seconds: 2)
         #expect(used > 0.40 && used < 0.56, "measured \(used) CPU")
@@ -87,16 +87,15 @@ struct ResourceTests {
         r.cpu = cpu
         spec.linux?.resources = r
         #expect(try env.runtime(["run", "-d", "--bundle", try env.bundle(spec), id]).code == 0)
-        func dir(_ controller: String) -> String { env.cgroupDirectory(id, controller: controller) }
         func measure() -> Double { env.cpuUsage(id, seconds: 1.5) }
         usleep(200_000)
         let before = measure()
         #expect(before > 0.14 && before < 0.26, "before update: \(before) CPU")
         let out = try env.runtime(["update", "--cpu-quota", "60000", "--memory", "128m", "--pids-limit", "32", id])
         #expect(out.code == 0, "\(out.stderr)")
-        #expect(readFile(dir("cpu") + "/cpu.cfs_quota_us") == "60000")
-        #expect(readFile(dir("memory") + "/memory.limit_in_bytes") == String(128 << 20))
-        #expect(readFile(dir("pids") + "/pids.max") == "32")
+        #expect(env.cgroupValue(id, v1: ("cpu", "cpu.cfs_quota_us"), v2: "cpu.max") == (Host.isUnified ? "60000 100000" : "60000"))
+        #expect(env.cgroupValue(id, v1: ("memory", "memory.limit_in_bytes"), v2: "memory.max") == String(128 << 20))
+        #expect(env.cgroupValue(id, v1: ("pids", "pids.max"), v2: "pids.max") == "32")
         usleep(200_000)
         let after = measure()
         #expect(after > 0.50 && after < 0.66, "after update: \(after) CPU")
@@ -120,8 +119,15 @@ struct ResourceTests {
         r.memory = memory
         spec.linux?.resources = r
         #expect(try env.runtime(["run", "-d", "--bundle", try env.bundle(spec), id]).code == 0)
-        usleep(500_000)
-        let out = try env.runtime(["events", "--stats", id])
+        // until the 20 MiB are touched (slow under emulation), then read once more
+        var out = try env.runtime(["events", "--stats", id])
+        _ = try env.eventually(20) {
+            out = try env.runtime(["events", "--stats", id])
+            let e = try? JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any]
+            let usage = ((e?["data"] as? [String: Any])?["memory"] as? [String: Any])?["usage"] as? [String: Any]
+            let cpu = ((e?["data"] as? [String: Any])?["cpu"] as? [String: Any])?["usage"] as? [String: Any]
+            return (usage?["usage"] as? Int ?? 0) >= 20 << 20 && (cpu?["total"] as? Int ?? 0) > 100_000_000
+        }
         #expect(out.code == 0, "\(out.stderr)")
         let event = try #require(try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any])
         #expect(event["type"] as? String == "stats")
@@ -134,7 +140,7 @@ struct ResourceTests {
         let usage = memoryStats?["usage"] as? [String: Any]
         #expect((usage?["usage"] as? Int ?? 0) >= 20 << 20, "\(usage ?? [:])")
         #expect(usage?["limit"] as? Int == 128 << 20)
-        #expect((memoryStats?["raw"] as? [String: Any])?["rss"] != nil)
+        #expect((memoryStats?["raw"] as? [String: Any])?[Host.isUnified ? "anon" : "rss"] != nil)
         let cpu = (data["cpu"] as? [String: Any])?["usage"] as? [String: Any]
         #expect((cpu?["total"] as? Int ?? 0) > 100_000_000)
         #expect(try env.runtime(["delete", "--force", id]).code == 0)
@@ -166,6 +172,7 @@ struct ResourceTests {
 
     @Test("device rules: the default deny-all leaves the standard devices usable and denies the rest")
     func deviceRules() throws {
+        guard !Host.isUnified else { return } // the v2 device program is not implemented yet (a warning says so)
         let env = try TestEnvironment()
         let id = env.id("devices")
         var spec = env.spec(id: id, args: ["berth-test-init", "open", "/dev/null", "w", "open", "/dev/zero", "r",
@@ -205,8 +212,15 @@ struct ResourceTests {
 }
 
 extension Host {
-    static let hasV1Controllers: Bool = {
+    static let isUnified: Bool = (try? CgroupLayout.detect())?.mode == .unified
+
+    /// v1 hierarchies for cpu, cpuacct, memory, pids and cpuset, or a v2 root offering those controllers.
+    static let hasResourceControllers: Bool = {
         guard let layout = try? CgroupLayout.detect() else { return false }
+        if layout.mode == .unified, let v2 = layout.v2 {
+            let offered = Set(((try? String(contentsOfFile: v2.mountPoint + "/cgroup.controllers", encoding: .utf8)) ?? "").split(whereSeparator: \.isWhitespace).map(String.init))
+            return ["cpu", "memory", "pids", "cpuset"].allSatisfy(offered.contains)
+        }
         let controllers = Set(layout.controllerHierarchies.flatMap(\.controllers))
         return ["cpu", "cpuacct", "memory", "pids", "cpuset"].allSatisfy(controllers.contains)
     }()

@@ -265,19 +265,32 @@ final class TestEnvironment {
         }
     }
 
-    /// The container's directory in the v1 hierarchy of `controller`.
+    /// The container's directory for `controller`: its v1 hierarchy, or the v2 tree on a unified host.
     func cgroupDirectory(_ id: String, controller: String) -> String {
-        guard let layout = try? CgroupLayout.detect(), let caller = try? ProcessCgroups.current(),
-              let h = layout.v1.first(where: { $0.controllers.contains(controller) }) else { return "/nonexistent" }
+        guard let layout = try? CgroupLayout.detect(), let caller = try? ProcessCgroups.current() else { return "/nonexistent" }
+        if layout.mode == .unified, let v2 = layout.v2 { return CgroupPath(cgroupParent + "/" + id).directory(in: v2, caller: caller) }
+        guard let h = layout.v1.first(where: { $0.controllers.contains(controller) }) else { return "/nonexistent" }
         return CgroupPath(cgroupParent + "/" + id).directory(in: h, caller: caller)
     }
 
-    /// CPUs used by the container over `seconds` of wall time, from cpuacct.usage.
+    /// A control file's value by version: v1 (controller, file) or the v2 file.
+    func cgroupValue(_ id: String, v1: (String, String), v2: String) -> String {
+        Host.isUnified ? readFile(cgroupDirectory(id, controller: "") + "/" + v2) : readFile(cgroupDirectory(id, controller: v1.0) + "/" + v1.1)
+    }
+
+    /// CPUs used by the container over `seconds` of wall time (cpuacct.usage, or v2 cpu.stat usage_usec).
     func cpuUsage(_ id: String, seconds: Double) -> Double {
-        let file = cgroupDirectory(id, controller: "cpuacct") + "/cpuacct.usage"
-        let u0 = Double(readFile(file)) ?? 0, t0 = Date()
+        func usage() -> Double {
+            if Host.isUnified {
+                let stat = readFile(cgroupDirectory(id, controller: "") + "/cpu.stat")
+                let line = stat.split(separator: "\n").first { $0.hasPrefix("usage_usec ") } ?? ""
+                return (Double(line.split(separator: " ").last ?? "") ?? 0) * 1000
+            }
+            return Double(readFile(cgroupDirectory(id, controller: "cpuacct") + "/cpuacct.usage")) ?? 0
+        }
+        let u0 = usage(), t0 = Date()
         usleep(UInt32(seconds * 1_000_000))
-        let u1 = Double(readFile(file)) ?? 0, t1 = Date()
+        let u1 = usage(), t1 = Date()
         return (u1 - u0) / 1e9 / t1.timeIntervalSince(t0)
     }
 
