@@ -44,11 +44,7 @@ struct ResourceTests {
         let env = try TestEnvironment()
         let id = env.id("cpuset")
         var spec = env.spec(id: id, args: ["berth-test-init", "affinity"])
-        var r = Resources()
-        var cpu = Resources.CPU()
-        cpu.cpus = "1"
-        r.cpu = cpu
-        spec.linux?.resources = r
+        spec.linux?.resources = .cpu(cpus: "1")
         let out = try env.runtime(["run", "--bundle", try env.bundle(spec), id])
         #expect(out.code == 0, "\(out.stderr)")
         #expect(out.value("affinity") == " 1" || out.value("affinity") == "1")
@@ -60,12 +56,7 @@ struct ResourceTests {
         let env = try TestEnvironment()
         let id = env.id("quota")
         var spec = env.spec(id: id, args: ["berth-test-init", "spin", "30"])
-        var r = Resources()
-        var cpu = Resources.CPU()
-        cpu.quota = 50_000
-        cpu.period = 100_000
-        r.cpu = cpu
-        spec.linux?.resources = r
+        spec.linux?.resources = .cpu(quota: 50_000, period: 100_000)
         #expect(try env.runtime(["run", "-d", "--bundle", try env.bundle(spec), id]).code == 0)
         #expect(env.cgroupValue(id, v1: ("cpu", "cpu.cfs_quota_us"), v2: "cpu.max") == (Host.isUnified ? "50000 100000" : "50000"))
         usleep(300_000)
@@ -80,12 +71,7 @@ struct ResourceTests {
         let env = try TestEnvironment()
         let id = env.id("update")
         var spec = env.spec(id: id, args: ["berth-test-init", "spin", "60"])
-        var r = Resources()
-        var cpu = Resources.CPU()
-        cpu.quota = 20_000
-        cpu.period = 100_000
-        r.cpu = cpu
-        spec.linux?.resources = r
+        spec.linux?.resources = .cpu(quota: 20_000, period: 100_000)
         #expect(try env.runtime(["run", "-d", "--bundle", try env.bundle(spec), id]).code == 0)
         func measure() -> Double { env.cpuUsage(id, seconds: 1.5) }
         usleep(200_000)
@@ -198,11 +184,7 @@ struct ResourceTests {
         let env = try TestEnvironment()
         let id = env.id("badcpuset")
         var spec = env.spec(id: id, args: ["berth-test-init", "exit", "0"])
-        var r = Resources()
-        var cpu = Resources.CPU()
-        cpu.cpus = "4096"
-        r.cpu = cpu
-        spec.linux?.resources = r
+        spec.linux?.resources = .cpu(cpus: "4096")
         let out = try env.runtime(["create", "--bundle", try env.bundle(spec), id])
         #expect(out.code == 1)
         #expect(out.stderr.contains("write \"4096\" to cpuset.cpus in"), "\(out.stderr)")

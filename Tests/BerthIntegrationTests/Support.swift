@@ -320,3 +320,16 @@ func readFile(_ path: String) -> String {
 func readLinkPath(_ path: String) -> String {
     (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) ?? ""
 }
+
+extension Resources {
+    /// Just CPU resources, for the tests that set a quota or a cpuset.
+    static func cpu(quota: Int64? = nil, period: UInt64? = nil, cpus: String? = nil) -> Resources {
+        var r = Resources()
+        var cpu = Resources.CPU()
+        cpu.quota = quota
+        cpu.period = period
+        cpu.cpus = cpus
+        r.cpu = cpu
+        return r
+    }
+}
