@@ -48,7 +48,8 @@ public struct BenchResults: Codable, Sendable {
             }
             if !s.berthPhases.isEmpty {
                 md += "\nberth's own phases (parent side, median ms):\n\n| phase | ms |\n|---|---:|\n"
-                for phase in ["config", "plan", "cgroups", "clone-to-ready", "state", "total-until-start",
+                for phase in ["config", "plan", "cgroups", "clone-to-ready", "child:clone", "child:cgroup-join", "child:wait-go",
+                              "child:mounts", "child:pivot-and-paths", "child:process", "state", "total-until-start",
                               "start-to-exec", "exec-to-exit", "delete", "total-after-start"] {
                     if let v = s.berthPhases[phase] { md += "| \(phase) | \(f(v, 3)) |\n" }
                 }

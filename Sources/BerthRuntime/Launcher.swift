@@ -10,6 +10,8 @@ struct LaunchedProcess {
     var pid: pid_t
     var pidfd: Int32
     var sync: Int32
+    /// The child's stage timestamps (CLOCK_MONOTONIC ns), from READY.
+    var childMarks: [UInt64] = []
 }
 
 /// Drives the parent half of the sync protocol documented in berth_launch.h.
@@ -25,7 +27,7 @@ enum Launcher {
         var failure = berth_sync_msg()
         let r = berth_launch(&cplan, &pid, &pidfd, &sync, &failure)
         guard r == 0 else { failure.err = -r; throw childError(failure) }
-        let launched = LaunchedProcess(pid: pid, pidfd: pidfd, sync: sync)
+        var launched = LaunchedProcess(pid: pid, pidfd: pidfd, sync: sync)
         do throws(BerthError) {
             if plan.userNamespace { try writeIDMaps(pid: pid, plan: plan) }
             try send(sync, BERTH_SYNC_GO)
@@ -39,6 +41,9 @@ enum Launcher {
                     try runtimeHooks(pid)
                     try send(sync, BERTH_SYNC_HOOKS_DONE)
                 case Int32(BERTH_SYNC_READY.rawValue):
+                    launched.childMarks = withUnsafeBytes(of: msg.detail) { raw in
+                        (0..<Int(BERTH_MARK_COUNT.rawValue)).map { raw.load(fromByteOffset: $0 * 8, as: UInt64.self) }
+                    }
                     break loop
                 default:
                     throw BerthError("unexpected sync message \(msg.type) from container")

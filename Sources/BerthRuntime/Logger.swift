@@ -66,9 +66,16 @@ struct Timeline {
         last = now
     }
 
+    /// Sub-phases measured elsewhere (the child's stages), recorded as they are.
+    mutating func record(_ phase: String, nanoseconds: UInt64) {
+        phases.append((phase, nanoseconds))
+    }
+
+
     func flush(command: String) {
         guard let path = getenv("BERTH_TIMINGS_FILE").map({ String(cString: $0) }), !path.isEmpty else { return }
         let fields = phases.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",")
+        // child sub-phases overlap "clone-to-ready": the total is wall time from the first mark
         let line = "{\"command\":\"\(command)\",\"total_ns\":\(last - start),\"phases_ns\":{\(fields)}}\n"
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return }

@@ -67,7 +67,9 @@ public struct PlanCompiler {
         if let propagation = linux.rootfsPropagation { plan.rootfsPropagation = MountOptions.propagation[propagation] ?? 0 }
 
         // Mounts, in config order.
-        for mount in spec.mounts ?? [] { plan.mounts += try compileMount(mount, userNS: plan.userNamespace) }
+        for mount in spec.mounts ?? [] {
+            plan.mounts += try compileMount(mount, userNS: plan.userNamespace, cgroupNamespace: plan.unshareCgroupNamespace)
+        }
         let devIsMounted = (spec.mounts ?? []).contains { $0.destination == "/dev" && !MountOptions.parse($0.options ?? []).bind && $0.type != "bind" }
         if devIsMounted {
             var seen = Set<String>()
@@ -140,11 +142,11 @@ public struct PlanCompiler {
         mappings.map { "\($0.containerID) \($0.hostID) \($0.size)\n" }.joined()
     }
 
-    func compileMount(_ mount: Mount, userNS: Bool) throws(BerthError) -> [LaunchPlan.PlanMount] {
+    func compileMount(_ mount: Mount, userNS: Bool, cgroupNamespace: Bool) throws(BerthError) -> [LaunchPlan.PlanMount] {
         let options = MountOptions.parse(mount.options ?? [])
         let type = mount.type ?? (options.bind ? "bind" : nil)
         let isBind = options.bind || type == "bind"
-        if type == "cgroup" || type == "cgroup2" { return cgroupMounts(mount, options: options) }
+        if type == "cgroup" || type == "cgroup2" { return cgroupMounts(mount, options: options, cgroupNamespace: cgroupNamespace) }
         var m = LaunchPlan.PlanMount(source: mount.source, target: mount.destination, fstype: type, data: options.data.isEmpty ? nil : options.data.joined(separator: ","),
                                      flags: options.flags, remountFlags: 0, propagation: options.propagation, bind: isBind, targetIsFile: false)
         if isBind {
@@ -163,8 +165,11 @@ public struct PlanCompiler {
     }
 
     /// `cgroup` mounts: cgroup2 on a unified host; on v1 and hybrid hosts a tmpfs
-    /// with the container's directory of each hierarchy bound in, as runc does.
-    func cgroupMounts(_ mount: Mount, options: MountOptions.Parsed) -> [LaunchPlan.PlanMount] {
+    /// with one mount per hierarchy. In a cgroup namespace each hierarchy is
+    /// mounted directly (the kernel roots it at the container's cgroup), read-only
+    /// in the same call; without one, the container's directories are bound in
+    /// and remounted, as runc does, so the host's tree stays hidden.
+    func cgroupMounts(_ mount: Mount, options: MountOptions.Parsed, cgroupNamespace: Bool) -> [LaunchPlan.PlanMount] {
         let ro = options.flags & UInt(MS_RDONLY)
         let base = options.flags & UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME)
         if cgroupLayout?.mode == .unified || mount.type == "cgroup2" || cgroupLayout == nil {
@@ -177,8 +182,14 @@ public struct PlanCompiler {
         ]
         for (hierarchy, directory) in cgroupDirectories {
             let name = hierarchy.version == .v2 ? "unified" : hierarchy.controllers.joined(separator: ",")
-            out.append(.init(source: directory, target: mount.destination + "/" + name, fstype: nil, data: nil,
-                             flags: UInt(MS_BIND | MS_REC), remountFlags: base | ro, propagation: 0, bind: true, targetIsFile: false))
+            if cgroupNamespace {
+                out.append(.init(source: "cgroup", target: mount.destination + "/" + name, fstype: hierarchy.version == .v2 ? "cgroup2" : "cgroup",
+                                 data: hierarchy.version == .v2 ? nil : hierarchy.controllers.joined(separator: ","),
+                                 flags: base | ro, remountFlags: 0, propagation: 0, bind: false, targetIsFile: false))
+            } else {
+                out.append(.init(source: directory, target: mount.destination + "/" + name, fstype: nil, data: nil,
+                                 flags: UInt(MS_BIND | MS_REC), remountFlags: base | ro, propagation: 0, bind: true, targetIsFile: false))
+            }
         }
         return out
     }

@@ -116,6 +116,7 @@ public struct Runtime: Sendable {
                 phase: .creating, owner: geteuid(), cgroupLayout: CgroupLayoutRecord(layout), cgroupV1: cgroups.v1Directories,
                 cgroupV2: cgroups.v2Directory, cgroupAncestors: cgroups.ancestors, process: nil, hooks: nil, annotations: spec.annotations))
             let hooks = spec.hooks ?? Hooks()
+            let cloneStart = monotonicNanos()
             let launched = try Launcher.launchInit(
                 plan: plan, fds: fds, preserveFDs: options.preserveFDs,
                 state: { pid in State(id: id, status: .creating, pid: pid, bundle: bundle, annotations: spec.annotations).encoded() },
@@ -127,6 +128,13 @@ public struct Runtime: Sendable {
             fds.closeAll()
             fds = LaunchFDs()
             timeline.mark("clone-to-ready")
+            // where the child's time went (skipped with time-namespace offsets: its clock differs)
+            let m = launched.childMarks
+            if m.count == Int(BERTH_MARK_COUNT.rawValue), plan.timeOffsets == nil, m.allSatisfy({ $0 > 0 }), m[0] > cloneStart {
+                let names = ["child:cgroup-join", "child:wait-go", "child:mounts", "child:pivot-and-paths", "child:process"]
+                timeline.record("child:clone", nanoseconds: m[0] - cloneStart)
+                for i in 1..<m.count { timeline.record(names[i - 1], nanoseconds: m[i] &- m[i - 1]) }
+            }
             guard let st = Processes.stat(launched.pid) else {
                 Launcher.abandon(launched)
                 throw BerthError("container process \(launched.pid) vanished after setup")

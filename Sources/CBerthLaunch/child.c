@@ -39,6 +39,13 @@ static char state_json[65536];
 static size_t state_json_len;
 
 static int sync_fd = -1;
+static uint64_t child_marks[BERTH_MARK_COUNT];
+
+static void mark(int which) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    child_marks[which] = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
 
 /* ---- small async-signal-safe helpers ---- */
 
@@ -561,6 +568,7 @@ void berth_process_tail(const struct berth_plan *p) {
 /* ---- entry points ---- */
 
 __attribute__((noreturn)) void berth_child_main(const struct berth_plan *p, int fd) {
+    mark(BERTH_MARK_STARTED);
     sync_fd = fd;
     berth_reset_signals();
     if (p->dumpable_off) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -572,6 +580,7 @@ __attribute__((noreturn)) void berth_child_main(const struct berth_plan *p, int 
         if (write(p->cgroup_task_fds[i], "0", 1) < 0) FAIL(BERTH_STAGE_CGROUP_JOIN, "tasks");
         close(p->cgroup_task_fds[i]);
     }
+    mark(BERTH_MARK_CGROUPS);
 
     /* 2. GO: the parent has written the id maps and knows our pid. */
     expect_type(BERTH_SYNC_GO);
@@ -579,6 +588,7 @@ __attribute__((noreturn)) void berth_child_main(const struct berth_plan *p, int 
     do { n = recv(sync_fd, state_json, sizeof state_json - 1, 0); } while (n < 0 && errno == EINTR);
     if (n < 0) FAIL(BERTH_STAGE_SYNC, "state");
     state_json_len = (size_t)n;
+    mark(BERTH_MARK_GO);
 
     if (p->userns) {
         /* become root of the new user namespace (0 is mapped by the config) */
@@ -620,6 +630,7 @@ __attribute__((noreturn)) void berth_child_main(const struct berth_plan *p, int 
     for (int i = 0; i < p->device_count; i++) make_device(rootfd, &p->devices[i]);
     if (p->dev_symlinks) dev_symlinks(rootfd);
     close(rootfd);
+    mark(BERTH_MARK_MOUNTS);
 
     /* 4. prestart + createRuntime hooks run in the parent, in the runtime's namespaces. */
     if (p->runtime_hooks) {
@@ -640,12 +651,19 @@ __attribute__((noreturn)) void berth_child_main(const struct berth_plan *p, int 
         if (write_file(p->sysctls[i].key, p->sysctls[i].value) < 0) FAIL(BERTH_STAGE_SYSCTL, p->sysctls[i].key);
     for (int i = 0; i < p->masked_count; i++) mask_path(p->masked_paths[i]);
     for (int i = 0; i < p->readonly_count; i++) readonly_path(p->readonly_paths[i]);
+    mark(BERTH_MARK_ROOT);
 
     /* 6. Process: terminal, rlimits, identity, capabilities, cwd, binary lookup. */
     berth_process_tail(p);
 
-    /* 7. Created. */
-    send_type(BERTH_SYNC_READY);
+    mark(BERTH_MARK_PROCESS);
+
+    /* 7. Created: READY carries the timestamps. */
+    struct berth_sync_msg ready;
+    memset(&ready, 0, sizeof ready);
+    ready.type = BERTH_SYNC_READY;
+    memcpy(ready.detail, child_marks, sizeof child_marks);
+    if (berth_sync_send(sync_fd, &ready) < 0) berth_child_fail(BERTH_STAGE_SYNC, errno, "send");
     wait_for_start(p);
     final_exec(p);
 }

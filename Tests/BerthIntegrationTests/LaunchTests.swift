@@ -32,7 +32,9 @@ struct LaunchTests {
         let env = try TestEnvironment()
         let id = env.id("ns")
         var spec = env.spec(id: id, args: ["berth-test-init", "pid", "hostname", "domainname", "netdevs", "procs", "mounts",
-                                           "ns", "pid", "ns", "net", "ns", "mnt", "ns", "uts", "ns", "ipc", "ns", "cgroup"])
+                                           "ns", "pid", "ns", "net", "ns", "mnt", "ns", "uts", "ns", "ipc", "ns", "cgroup",
+                                           "read", Host.isUnified ? "/sys/fs/cgroup/cgroup.procs" : "/sys/fs/cgroup/pids/cgroup.procs",
+                                           "write", Host.isUnified ? "/sys/fs/cgroup/x" : "/sys/fs/cgroup/pids/x", "1"])
         spec.hostname = "inside"
         spec.domainname = "example.test"
         let out = try env.runtime(["run", "--bundle", try env.bundle(spec), id])
@@ -49,6 +51,9 @@ struct LaunchTests {
         // the root of the container's mount table is the rootfs, read-only
         let root = out.values("mount").first { $0.split(separator: " ")[4] == "/" } ?? ""
         #expect(root.contains(" ro,") || root.contains(" ro "), "root mount: \(root)")
+        // the cgroup mount shows the container's own cgroup (pid 1 only), read-only
+        #expect(out.value("read " + (Host.isUnified ? "/sys/fs/cgroup/cgroup.procs" : "/sys/fs/cgroup/pids/cgroup.procs")) == "1")
+        #expect(out.value("write " + (Host.isUnified ? "/sys/fs/cgroup/x" : "/sys/fs/cgroup/pids/x")) == "EROFS")
         env.expectNoLeaks(id: id)
     }
 

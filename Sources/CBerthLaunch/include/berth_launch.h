@@ -102,6 +102,18 @@ const char *berth_stage_name(int stage);
 
 #define BERTH_DETAIL_MAX 512
 
+/* Child-side timestamps (CLOCK_MONOTONIC ns), sent with READY in `detail`:
+ * where the time between clone and READY goes. */
+enum berth_child_mark {
+    BERTH_MARK_STARTED = 0,    /* first instruction after clone */
+    BERTH_MARK_CGROUPS,        /* v1 tasks written */
+    BERTH_MARK_GO,             /* GO and the state received */
+    BERTH_MARK_MOUNTS,         /* mounts, devices, /dev symlinks done */
+    BERTH_MARK_ROOT,           /* hooks, pivot_root, masked and read-only paths done */
+    BERTH_MARK_PROCESS,        /* terminal, rlimits, identity, capabilities, lookup done */
+    BERTH_MARK_COUNT
+};
+
 struct berth_sync_msg {
     int32_t type;   /* enum berth_sync_type */
     int32_t stage;  /* enum berth_stage, for ERROR */
