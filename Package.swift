@@ -17,9 +17,12 @@ let package = Package(
         // C: the child side of clone3 (plan executor) and the exec joiner.
         .target(name: "CBerthLaunch", cSettings: [.define("_GNU_SOURCE")]),
         .target(name: "BerthSys", dependencies: ["CBerthLaunch"]),
+        // C: libseccomp (system library) and the macros Swift cannot call.
+        .target(name: "CBerthSeccomp", linkerSettings: [.linkedLibrary("seccomp")]),
+        .target(name: "BerthSecurity", dependencies: ["BerthSys", "BerthOCI", "CBerthSeccomp"]),
         .target(name: "BerthOCI", dependencies: ["BerthSys"]),
         .target(name: "BerthCgroups", dependencies: ["BerthSys", "BerthOCI"]),
-        .target(name: "BerthRuntime", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "CBerthLaunch"]),
+        .target(name: "BerthRuntime", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "CBerthLaunch"]),
         .target(name: "BerthBench", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "CBerthLaunch"]),
         .executableTarget(
             name: "berth-bench",

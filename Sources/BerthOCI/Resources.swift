@@ -96,12 +96,14 @@ public struct Seccomp: Codable, Sendable, Equatable {
         public var value: UInt64
         public var valueTwo: UInt64?
         public var op: String
+        public init(index: UInt, value: UInt64, valueTwo: UInt64?, op: String) { self.index = index; self.value = value; self.valueTwo = valueTwo; self.op = op }
     }
     public struct Syscall: Codable, Sendable, Equatable {
         public var names: [String]
         public var action: String
         public var errnoRet: UInt32?
         public var args: [Arg]?
+        public init(names: [String], action: String, errnoRet: UInt32?, args: [Arg]?) { self.names = names; self.action = action; self.errnoRet = errnoRet; self.args = args }
     }
     public var defaultAction: String
     public var defaultErrnoRet: UInt32?
@@ -110,4 +112,9 @@ public struct Seccomp: Codable, Sendable, Equatable {
     public var listenerPath: String?
     public var listenerMetadata: String?
     public var syscalls: [Syscall]?
+    public init(defaultAction: String, defaultErrnoRet: UInt32?, architectures: [String]?, flags: [String]?,
+                listenerPath: String?, listenerMetadata: String?, syscalls: [Syscall]?) {
+        self.defaultAction = defaultAction; self.defaultErrnoRet = defaultErrnoRet; self.architectures = architectures
+        self.flags = flags; self.listenerPath = listenerPath; self.listenerMetadata = listenerMetadata; self.syscalls = syscalls
+    }
 }

@@ -116,7 +116,13 @@ extension LaunchPlan {
             p.cap_ambient = caps.ambient
         }
         p.no_new_privs = noNewPrivileges ? 1 : 0
-        p.seccomp_filter = nil
+        if let program = seccompProgram, !program.isEmpty {
+            let bytes = arena.array(program)!
+            p.seccomp_filter = arena.array([berth_sock_fprog(len: UInt16(program.count / 8), filter: UnsafeRawPointer(bytes))])
+            p.seccomp_flags = seccompFlags
+        } else {
+            p.seccomp_filter = nil
+        }
         p.cwd = arena.cString(cwd)
         p.argv = arena.cStringArray(args)
         p.envp = arena.cStringArray(env)

@@ -38,7 +38,7 @@ public struct FeaturesDocument: Codable, Sendable {
                 namespaces: NamespaceKind.allCases.map(\.rawValue),
                 capabilities: CapabilityTable.names,
                 cgroup: .init(v1: true, v2: true, systemd: false, systemdUser: false, rdma: false),
-                seccomp: .init(enabled: false),
+                seccomp: .init(enabled: true),
                 apparmor: .init(enabled: false), selinux: .init(enabled: false), intelRdt: .init(enabled: false),
                 mountExtensions: nil),
             annotations: ["org.berth.runtime.version": "0.1.0"])

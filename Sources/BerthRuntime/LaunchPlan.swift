@@ -68,6 +68,9 @@ public struct LaunchPlan: Sendable, Equatable {
     public var startContainerHooks: [Hook] = []
     public var runtimeHooks = false
     public var newSessionKeyring = true
+    /// The compiled filter (BPF bytes) and its seccomp(2) flags.
+    public var seccompProgram: [UInt8]?
+    public var seccompFlags: UInt32 = 0
 
     /// PATH from the process environment, for looking up argv[0].
     public var pathEnv: String? {

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CBerthLaunch
 import BerthOCI
+import BerthSecurity
 import BerthSys
 
 extension Runtime {
@@ -19,6 +20,11 @@ extension Runtime {
         var plan = LaunchPlan()
         try PlanCompiler.applyProcess(process, to: &plan)
         plan.oomScoreAdj = nil
+        if let profile = record.seccomp {
+            let compiled = try SeccompCompiler.compileCached(profile, cacheDirectory: store.seccompCache, warn: { log.warn($0) })
+            plan.seccompProgram = compiled.program
+            plan.seccompFlags = compiled.flags
+        }
 
         var fds = LaunchFDs()
         defer { fds.closeAll() }

@@ -4,6 +4,7 @@ import Glibc
 import CBerthLaunch
 import BerthCgroups
 import BerthOCI
+import BerthSecurity
 import BerthSys
 
 /// Options of `create` and `run`.
@@ -68,6 +69,11 @@ public struct Runtime: Sendable {
         compiler.cgroupDirectories = zip(layout.controllerHierarchies, cgroups.v1Directories).map { ($0, $1) }
             + (layout.v2.flatMap { h in cgroups.v2Directory.map { [(h, $0)] } } ?? [])
         var plan = try compiler.compile(spec)
+        if let profile = spec.linux?.seccomp {
+            let compiled = try SeccompCompiler.compileCached(profile, cacheDirectory: store.seccompCache, warn: { log.warn($0) })
+            plan.seccompProgram = compiled.program
+            plan.seccompFlags = compiled.flags
+        }
         timeline.mark("plan")
 
         try store.reserve(id)
@@ -114,7 +120,7 @@ public struct Runtime: Sendable {
             try store.save(ContainerRecord(
                 id: id, bundle: bundle, rootfs: plan.rootfs, pid: me, startTime: Processes.stat(me)?.startTime ?? 0, created: created,
                 phase: .creating, owner: geteuid(), cgroupLayout: CgroupLayoutRecord(layout), cgroupV1: cgroups.v1Directories,
-                cgroupV2: cgroups.v2Directory, cgroupAncestors: cgroups.ancestors, process: nil, hooks: nil, annotations: spec.annotations))
+                cgroupV2: cgroups.v2Directory, cgroupAncestors: cgroups.ancestors, process: nil, hooks: nil, annotations: spec.annotations, seccomp: nil))
             let hooks = spec.hooks ?? Hooks()
             let cloneStart = monotonicNanos()
             let launched = try Launcher.launchInit(
@@ -143,7 +149,7 @@ public struct Runtime: Sendable {
                 id: id, bundle: bundle, rootfs: plan.rootfs, pid: launched.pid, startTime: st.startTime, created: created,
                 phase: .created, owner: geteuid(), cgroupLayout: CgroupLayoutRecord(layout), cgroupV1: cgroups.v1Directories,
                 cgroupV2: cgroups.v2Directory, cgroupAncestors: cgroups.ancestors,
-                process: spec.process, hooks: spec.hooks, annotations: spec.annotations)
+                process: spec.process, hooks: spec.hooks, annotations: spec.annotations, seccomp: spec.linux?.seccomp)
             do throws(BerthError) {
                 try store.save(record)
                 if let pidFile = options.pidFile {

@@ -35,6 +35,8 @@ public struct ContainerRecord: Codable, Sendable {
     public var process: Process?
     public var hooks: Hooks?
     public var annotations: [String: String]?
+    /// The container's seccomp profile: `exec`'d processes get the same filter.
+    public var seccomp: Seccomp?
 
     public var cgroups: FSCgroupManager {
         FSCgroupManager(layout: cgroupLayout.layout, v1Directories: cgroupV1, v2Directory: cgroupV2, removableAncestors: cgroupAncestors)
@@ -97,9 +99,13 @@ public struct StateStore: Sendable {
 
     public func remove(_ id: String) throws(BerthError) { try Files.removeTree(directory(id)) }
 
+    /// Container ids: every directory but the dot-named ones (the seccomp cache); ids never start with a dot.
     public func ids() -> [String] {
-        ((try? Files.list(root)) ?? []).filter { Files.isDirectory(directory($0)) }
+        ((try? Files.list(root)) ?? []).filter { !$0.hasPrefix(".") && Files.isDirectory(directory($0)) }
     }
+
+    /// Compiled seccomp filters, by profile hash.
+    public var seccompCache: String { root + "/.seccomp-cache" }
 
     /// flock on the container's directory, held while a command changes it.
     public func withLock<T>(_ id: String, _ body: () throws(BerthError) -> T) throws(BerthError) -> T {

@@ -395,6 +395,11 @@ static void readonly_path(const char *path) {
         FAIL(BERTH_STAGE_READONLY_PATH, path);
 }
 
+static void load_seccomp(const struct berth_plan *p) {
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, p->seccomp_filter) < 0)
+        FAIL(BERTH_STAGE_SECCOMP, "seccomp load");
+}
+
 /* ---- the process part, shared by init and exec ---- */
 
 static int send_fd(int sock, int fd) {
@@ -544,13 +549,11 @@ static void wait_for_start(const struct berth_plan *p) {
     close(p->exec_fifo_fd);
 }
 
+
 __attribute__((noreturn)) static void final_exec(const struct berth_plan *p) {
     for (int i = 0; i < p->start_container_hook_count; i++) run_hook(&p->start_container_hooks[i]);
-    if (p->seccomp_filter) {
-        /* last: everything the runtime still needed to call is done */
-        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, p->seccomp_filter) < 0)
-            FAIL(BERTH_STAGE_SECCOMP, "seccomp load");
-    }
+    /* last: everything the runtime still needed to call is done */
+    if (p->seccomp_filter && p->no_new_privs) load_seccomp(p);
     /* Only stdio and --preserve-fds reach the container (CVE-2024-21626). */
     syscall(SYS_close_range, 3 + p->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
     /* keep the sync socket open across a failed execve, so its error is reported */
@@ -561,6 +564,8 @@ __attribute__((noreturn)) static void final_exec(const struct berth_plan *p) {
 void berth_process_tail(const struct berth_plan *p) {
     if (p->terminal) setup_terminal(p);
     apply_rlimits(p);
+    /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the capabilities go. */
+    if (p->seccomp_filter && !p->no_new_privs) load_seccomp(p);
     apply_identity(p);
     lookup_exec(p);
 }

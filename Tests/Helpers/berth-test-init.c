@@ -22,6 +22,8 @@
  *   mknod PATH MAJ MIN   create a char device, print "mknod: ok" or the errno name
  *   syscalls N           make N getppid() calls
  *   keyring              print the id of the session keyring
+ *   getppid              call getppid(), print "getppid: ok" or the errno name (seccomp tests)
+ *   kill0                call kill(self, 0), print "kill0: ok" or the errno name
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -222,6 +224,14 @@ int main(int argc, char **argv) {
             int r = mknod(ARG(1), S_IFCHR | 0666, makedev(atoi(ARG(2)), atoi(ARG(3))));
             printf("mknod %s: %s\n", argv[i + 1], r == 0 ? "ok" : errname(errno));
             i += 3;
+        }
+        else if (!strcmp(cmd, "getppid")) {
+            long r = syscall(SYS_getppid);
+            printf("getppid: %s\n", r >= 0 ? "ok" : errname(errno));
+        }
+        else if (!strcmp(cmd, "kill0")) {
+            int r = kill(getpid(), 0);
+            printf("kill0: %s\n", r == 0 ? "ok" : errname(errno));
         }
         else if (!strcmp(cmd, "keyring")) {
             long id = syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3 /* KEY_SPEC_SESSION_KEYRING */, 0);

@@ -162,6 +162,12 @@ struct berth_ns_join {
     const char *path;          /* for messages */
 };
 
+/* Same layout as struct sock_fprog (linux/filter.h): what seccomp(2) loads. */
+struct berth_sock_fprog {
+    unsigned short len;        /* instructions */
+    const void *filter;        /* struct sock_filter[len] */
+};
+
 struct berth_kv {
     const char *key;
     const char *value;
@@ -202,7 +208,9 @@ struct berth_plan {
     int caps_set;
     uint64_t cap_bounding, cap_effective, cap_inheritable, cap_permitted, cap_ambient;
     int no_new_privs;
-    const void *seccomp_filter;    /* struct sock_fprog *, or NULL: loaded just before execve */
+    const struct berth_sock_fprog *seccomp_filter; /* NULL: no filter. Loaded last before execve
+                                                      with no_new_privs, else before the identity change
+                                                      (without NNP, seccomp(2) needs CAP_SYS_ADMIN) */
     unsigned int seccomp_flags;
 
     /* process */

@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+import BerthOCI
+
+/// Filters are loaded and enforced: each test makes the container hit one.
+@Suite("seccomp (libseccomp) on the real kernel", .enabled(if: Host.canRunContainers, Host.reason))
+struct SeccompTests {
+    func profile(_ rules: [Seccomp.Syscall], defaultAction: String = "SCMP_ACT_ALLOW") -> Seccomp {
+        Seccomp(defaultAction: defaultAction, defaultErrnoRet: nil, architectures: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+                flags: nil, listenerPath: nil, listenerMetadata: nil, syscalls: rules)
+    }
+
+    @Test("SCMP_ACT_ERRNO with errnoRet fails that syscall only, with and without no_new_privs")
+    func errnoAction() throws {
+        let env = try TestEnvironment()
+        for nnp in [true, false] {
+            let id = env.id("errno")
+            var spec = env.spec(id: id, args: ["berth-test-init", "getppid", "kill0", "pid"])
+            spec.process?.noNewPrivileges = nnp
+            spec.linux?.seccomp = profile([Seccomp.Syscall(names: ["getppid"], action: "SCMP_ACT_ERRNO", errnoRet: 42, args: nil)])
+            let out = try env.runtime(["run", "--bundle", try env.bundle(spec), id])
+            #expect(out.code == 0, "nnp \(nnp): \(out.stderr)")
+            #expect(out.value("getppid") == "errno42", "nnp \(nnp)")
+            #expect(out.value("kill0") == "ok")
+            #expect(out.value("pid") == "1")
+            env.expectNoLeaks(id: id)
+        }
+    }
+
+    @Test("argument comparisons: kill(pid, 0) is refused, other signals are not")
+    func argumentRule() throws {
+        let env = try TestEnvironment()
+        let id = env.id("args")
+        var spec = env.spec(id: id, args: ["berth-test-init", "kill0", "getppid"])
+        spec.linux?.seccomp = profile([Seccomp.Syscall(names: ["kill"], action: "SCMP_ACT_ERRNO", errnoRet: 13,
+                                                       args: [Seccomp.Arg(index: 1, value: 0, valueTwo: nil, op: "SCMP_CMP_EQ")])])
+        let out = try env.runtime(["run", "--bundle", try env.bundle(spec), id])
+        #expect(out.code == 0, "\(out.stderr)")
+        #expect(out.value("kill0") == "EACCES")
+        #expect(out.value("getppid") == "ok")
+        env.expectNoLeaks(id: id)
+    }
+
+    @Test("SCMP_ACT_KILL_PROCESS ends the container with SIGSYS (exit 159)")
+    func killProcess() throws {
+        let env = try TestEnvironment()
+        let id = env.id("sigsys")
+        var spec = env.spec(id: id, args: ["berth-test-init", "getppid"])
+        spec.linux?.seccomp = profile([Seccomp.Syscall(names: ["getppid"], action: "SCMP_ACT_KILL_PROCESS", errnoRet: nil, args: nil)])
+        let out = try env.runtime(["run", "--bundle", try env.bundle(spec), id])
+        #expect(out.code == 128 + 31, "exit \(out.code): \(out.stderr)")
+        env.expectNoLeaks(id: id)
+    }
+
+    @Test("exec'd processes get the container's filter")
+    func execInherits() throws {
+        let env = try TestEnvironment()
+        let id = env.id("seccompexec")
+        var spec = env.spec(id: id, args: ["berth-test-init", "sleep", "30"])
+        spec.linux?.seccomp = profile([Seccomp.Syscall(names: ["getppid"], action: "SCMP_ACT_ERRNO", errnoRet: 42, args: nil)])
+        #expect(try env.runtime(["run", "-d", "--bundle", try env.bundle(spec), id]).code == 0)
+        let out = try env.runtime(["exec", id, "berth-test-init", "getppid"])
+        #expect(out.value("getppid") == "errno42", "\(out.stdout) \(out.stderr)")
+        #expect(try env.runtime(["delete", "--force", id]).code == 0)
+        env.expectNoLeaks(id: id)
+    }
+
+    @Test("compiled filters are cached by profile: one file for two starts")
+    func cache() throws {
+        let env = try TestEnvironment()
+        for _ in 0..<2 {
+            let id = env.id("cache")
+            var spec = env.spec(id: id, args: ["berth-test-init", "getppid"])
+            spec.linux?.seccomp = profile([Seccomp.Syscall(names: ["getppid"], action: "SCMP_ACT_ERRNO", errnoRet: 7, args: nil)])
+            let out = try env.runtime(["run", "--bundle", try env.bundle(spec), id])
+            #expect(out.value("getppid") == "errno7", "\(out.stderr)")
+        }
+        let cached = (try? FileManager.default.contentsOfDirectory(atPath: env.stateRoot + "/.seccomp-cache")) ?? []
+        #expect(cached.count == 1 && cached[0].hasSuffix(".bpf"), "\(cached)")
+        #expect(try env.runtime(["list", "-q"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "the cache is not a container")
+    }
+
+    @Test("an unknown syscall name is skipped with a warning; an unknown action is an error")
+    func unknownNames() throws {
+        let env = try TestEnvironment()
+        let id = env.id("unknownsys")
+        var spec = env.spec(id: id, args: ["berth-test-init", "getppid"])
+        spec.linux?.seccomp = profile([Seccomp.Syscall(names: ["not_a_syscall", "getppid"], action: "SCMP_ACT_ERRNO", errnoRet: 42, args: nil)])
+        let out = try env.runtime(["run", "--bundle", try env.bundle(spec), id])
+        #expect(out.code == 0)
+        #expect(out.stderr.contains("warning: linux.seccomp: unknown syscall \"not_a_syscall\""), "\(out.stderr)")
+        #expect(out.value("getppid") == "errno42")
+        env.expectNoLeaks(id: id)
+
+        let bad = env.id("badaction")
+        var badSpec = env.spec(id: bad, args: ["berth-test-init", "getppid"])
+        badSpec.linux?.seccomp = profile([Seccomp.Syscall(names: ["getppid"], action: "SCMP_ACT_DANCE", errnoRet: nil, args: nil)])
+        let failed = try env.runtime(["create", "--bundle", try env.bundle(badSpec), bad])
+        #expect(failed.code == 1)
+        #expect(failed.stderr.contains("linux.seccomp: unknown action \"SCMP_ACT_DANCE\""), "\(failed.stderr)")
+        env.expectNoLeaks(id: bad)
+    }
+}
