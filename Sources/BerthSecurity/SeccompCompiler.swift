@@ -50,6 +50,12 @@ public enum SeccompCompiler {
         "SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
     ]
 
+    /// What the features document reports.
+    public static let supportedActions = ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+                                          "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"]
+    public static var supportedOperators: [String] { operators.keys.sorted() }
+    public static var supportedFlags: [String] { flagBits.keys.sorted() }
+
     public static func compile(_ profile: Seccomp, warn: (String) -> Void) throws(BerthError) -> CompiledSeccomp {
         let defaultAction = try action(profile.defaultAction, errnoRet: profile.defaultErrnoRet, defaultErrno: nil)
         guard let ctx = seccomp_init(defaultAction) else { throw BerthError("linux.seccomp: seccomp_init failed") }

@@ -27,6 +27,9 @@ struct CLITests {
         #expect((doc?["hooks"] as? [String])?.count == 6)
         let linux = doc?["linux"] as? [String: Any]
         #expect((linux?["namespaces"] as? [String])?.contains("time") == true)
+        let seccomp = linux?["seccomp"] as? [String: Any]
+        #expect(seccomp?["enabled"] as? Bool == true)
+        #expect((seccomp?["actions"] as? [String])?.contains("SCMP_ACT_NOTIFY") == false, "notify is not implemented")
     }
 
     @Test("global options may come before the command, as runc's callers put them")

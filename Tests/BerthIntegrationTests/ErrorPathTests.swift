@@ -5,7 +5,7 @@ import BerthOCI
 @Suite("error paths: one clear message, non-zero exit, nothing left behind", .enabled(if: Host.canRunContainers, Host.reason))
 struct ErrorPathTests {
     enum Case: String, CaseIterable, CustomTestStringConvertible {
-        case malformedJSON, missingRootfs, unknownNamespace, failingPrestartHook, missingBinary, failingMount, badUser
+        case malformedJSON, missingRootfs, unknownNamespace, failingPrestartHook, missingBinary, failingMount, badUser, apparmorWithoutLSM
         var testDescription: String { rawValue }
     }
 
@@ -19,6 +19,7 @@ struct ErrorPathTests {
         case .missingBinary: "look up executable no-such-binary: ENOENT"
         case .failingMount: "mount /mnt/bad: ENODEV"
         case .badUser: "process.user.uid: -5 is not a non-negative integer in range"
+        case .apparmorWithoutLSM: "process.apparmorProfile: \"berth-default\" requested but AppArmor is not enabled on this host"
         }
     }
 
@@ -39,6 +40,7 @@ struct ErrorPathTests {
                 spec.hooks = hooks
             case .missingBinary: spec.process?.args = ["no-such-binary"]
             case .failingMount: spec.mounts!.append(Mount(destination: "/mnt/bad", type: "no-such-fs", source: "none"))
+            case .apparmorWithoutLSM: spec.process?.apparmorProfile = "berth-default"
             case .badUser: rawOverride = String(decoding: spec.encoded(), as: UTF8.self).replacingOccurrences(of: "\"uid\" : 0", with: "\"uid\" : -5")
             }
             let bundle = try env.bundle(spec)
