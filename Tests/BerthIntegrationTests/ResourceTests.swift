@@ -11,12 +11,7 @@ struct ResourceTests {
         let env = try TestEnvironment()
         let id = env.id("oom")
         var spec = env.spec(id: id, args: ["berth-test-init", "alloc", "200"])
-        var r = Resources()
-        var memory = Resources.Memory()
-        memory.limit = 64 << 20
-        memory.swap = 64 << 20
-        r.memory = memory
-        spec.linux?.resources = r
+        spec.linux?.resources = .memory(limit: 64 << 20, swap: 64 << 20)
         let out = try env.runtime(["run", "--bundle", try env.bundle(spec), id])
         #expect(out.code == 137, "exit \(out.code): \(out.stdout) \(out.stderr)")
         #expect(!out.stdout.contains("allocated: 200"))
@@ -138,12 +133,7 @@ struct ResourceTests {
         let env = try TestEnvironment()
         let id = env.id("oomevent")
         var spec = env.spec(id: id, args: ["berth-test-init", "sleep", "0.5", "alloc", "200"])
-        var r = Resources()
-        var memory = Resources.Memory()
-        memory.limit = 64 << 20
-        memory.swap = 64 << 20
-        r.memory = memory
-        spec.linux?.resources = r
+        spec.linux?.resources = .memory(limit: 64 << 20, swap: 64 << 20)
         #expect(try env.runtime(["run", "-d", "--bundle", try env.bundle(spec), id]).code == 0)
         let events = try env.runtime(["events", "--interval", "0.2", id], timeout: 30)
         #expect(events.code == 0, "\(events.stderr)")

@@ -322,6 +322,16 @@ func readLinkPath(_ path: String) -> String {
 }
 
 extension Resources {
+    /// Just a memory limit (and memory+swap), for the OOM tests.
+    static func memory(limit: Int64, swap: Int64? = nil) -> Resources {
+        var r = Resources()
+        var memory = Resources.Memory()
+        memory.limit = limit
+        memory.swap = swap
+        r.memory = memory
+        return r
+    }
+
     /// Just CPU resources, for the tests that set a quota or a cpuset.
     static func cpu(quota: Int64? = nil, period: UInt64? = nil, cpus: String? = nil) -> Resources {
         var r = Resources()
