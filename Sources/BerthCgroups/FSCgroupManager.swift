@@ -41,6 +41,15 @@ public struct FSCgroupManager: CgroupManager {
     }
 
     public var directories: [String] { v1Directories + (v2Directory.map { [$0] } ?? []) }
+
+    /// Whether this process may create the directories (rootless: only under a delegated cgroup).
+    public var canCreate: Bool {
+        directories.allSatisfy { dir in
+            var d = dir
+            while !Files.exists(d), let slash = d.lastIndex(of: "/"), slash != d.startIndex { d = String(d[..<slash]) }
+            return access(d, W_OK) == 0
+        }
+    }
     public var ancestors: [String] { removableAncestors }
 
     public func create() throws(BerthError) {

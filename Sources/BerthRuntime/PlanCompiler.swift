@@ -129,11 +129,16 @@ public struct PlanCompiler {
             sets.ambient = mask(caps.ambient)
             plan.capabilities = sets
         }
-        if process.apparmorProfile.map({ !$0.isEmpty }) == true && !Files.exists("/sys/kernel/security/apparmor") {
-            throw BerthError("config.json: process.apparmorProfile: \"\(process.apparmorProfile!)\" requested but AppArmor is not enabled on this host")
+        // Never silently ignored: berth does not apply LSM labels yet, so a request is an error either way.
+        if let profile = process.apparmorProfile, !profile.isEmpty {
+            throw BerthError(Files.exists("/sys/kernel/security/apparmor")
+                ? "config.json: process.apparmorProfile: \"\(profile)\" requested, but berth does not apply AppArmor profiles yet"
+                : "config.json: process.apparmorProfile: \"\(profile)\" requested but AppArmor is not enabled on this host")
         }
-        if process.selinuxLabel.map({ !$0.isEmpty }) == true && !Files.exists("/sys/fs/selinux/enforce") {
-            throw BerthError("config.json: process.selinuxLabel: \"\(process.selinuxLabel!)\" requested but SELinux is not enabled on this host")
+        if let label = process.selinuxLabel, !label.isEmpty {
+            throw BerthError(Files.exists("/sys/fs/selinux/enforce")
+                ? "config.json: process.selinuxLabel: \"\(label)\" requested, but berth does not apply SELinux labels yet"
+                : "config.json: process.selinuxLabel: \"\(label)\" requested but SELinux is not enabled on this host")
         }
     }
 

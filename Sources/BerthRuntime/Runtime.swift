@@ -61,7 +61,15 @@ public struct Runtime: Sendable {
         if cgroupPath.path.contains(":") {
             throw BerthError("linux.cgroupsPath \"\(cgroupPath.path)\" is in systemd slice:prefix:name form; the systemd cgroup driver is not supported")
         }
-        let cgroups = FSCgroupManager(layout: layout, path: cgroupPath, caller: caller)
+        var cgroups = FSCgroupManager(layout: layout, path: cgroupPath, caller: caller)
+        // Rootless: without a delegated cgroup the container runs in the caller's cgroups.
+        if geteuid() != 0 && !cgroups.canCreate {
+            if spec.linux?.resources?.memory != nil || spec.linux?.resources?.cpu != nil || spec.linux?.resources?.pids != nil {
+                throw BerthError("linux.resources: limits need a cgroup, and none is delegated to uid \(geteuid()) (rootless)")
+            }
+            log.warn("rootless: no cgroup is delegated to uid \(geteuid()); the container runs in the caller's cgroups, without limits")
+            cgroups = FSCgroupManager(layout: layout, v1Directories: [], v2Directory: nil, removableAncestors: [])
+        }
 
         var compiler = PlanCompiler(bundle: bundle, cgroupLayout: layout)
         compiler.noPivot = options.noPivot

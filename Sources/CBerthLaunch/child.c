@@ -576,7 +576,6 @@ __attribute__((noreturn)) void berth_child_main(const struct berth_plan *p, int 
     mark(BERTH_MARK_STARTED);
     sync_fd = fd;
     berth_reset_signals();
-    if (p->dumpable_off) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
 
     /* 1. Join the v1 cgroups ourselves: a single-threaded task writing "0" to
@@ -594,6 +593,10 @@ __attribute__((noreturn)) void berth_child_main(const struct berth_plan *p, int 
     if (n < 0) FAIL(BERTH_STAGE_SYNC, "state");
     state_json_len = (size_t)n;
     mark(BERTH_MARK_GO);
+    /* Non-dumpable from here to execve (CVE-2019-5736), not before GO: the
+     * /proc/PID files of a non-dumpable task belong to root, and an
+     * unprivileged parent could no longer write our uid_map and setgroups. */
+    if (p->dumpable_off) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
     if (p->userns) {
         /* become root of the new user namespace (0 is mapped by the config) */
