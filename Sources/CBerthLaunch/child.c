@@ -557,7 +557,14 @@ __attribute__((noreturn)) static void final_exec(const struct berth_plan *p) {
     /* Only stdio and --preserve-fds reach the container (CVE-2024-21626). */
     syscall(SYS_close_range, 3 + p->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
     /* keep the sync socket open across a failed execve, so its error is reported */
-    execve(exec_path, p->argv, p->envp);
+    /* ETXTBSY is transient: a process that forked while someone still had the
+     * binary open for writing holds that fd until it execs. Retry for ~100 ms. */
+    for (int attempt = 0; attempt < 50; attempt++) {
+        execve(exec_path, p->argv, p->envp);
+        if (errno != ETXTBSY) break;
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     FAIL(BERTH_STAGE_EXEC, exec_path);
 }
 

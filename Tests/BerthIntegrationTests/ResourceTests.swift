@@ -56,7 +56,8 @@ struct ResourceTests {
         #expect(env.cgroupValue(id, v1: ("cpu", "cpu.cfs_quota_us"), v2: "cpu.max") == (Host.isUnified ? "50000 100000" : "50000"))
         usleep(300_000)
         let used = env.cpuUsage(id, seconds: 2)
-        #expect(used > 0.40 && used < 0.56, "measured \(used) CPU")
+        // the quota is an upper bound; how close a spinner gets depends on free CPU, scarce under emulation
+        #expect(used > (Host.emulated ? 0.15 : 0.40) && used < 0.56, "measured \(used) CPU")
         #expect(try env.runtime(["delete", "--force", id]).code == 0)
         env.expectNoLeaks(id: id)
     }
@@ -71,7 +72,7 @@ struct ResourceTests {
         func measure() -> Double { env.cpuUsage(id, seconds: 1.5) }
         usleep(200_000)
         let before = measure()
-        #expect(before > 0.14 && before < 0.26, "before update: \(before) CPU")
+        #expect(before > (Host.emulated ? 0.05 : 0.14) && before < 0.26, "before update: \(before) CPU")
         let out = try env.runtime(["update", "--cpu-quota", "60000", "--memory", "128m", "--pids-limit", "32", id])
         #expect(out.code == 0, "\(out.stderr)")
         #expect(env.cgroupValue(id, v1: ("cpu", "cpu.cfs_quota_us"), v2: "cpu.max") == (Host.isUnified ? "60000 100000" : "60000"))
@@ -79,7 +80,7 @@ struct ResourceTests {
         #expect(env.cgroupValue(id, v1: ("pids", "pids.max"), v2: "pids.max") == "32")
         usleep(200_000)
         let after = measure()
-        #expect(after > 0.50 && after < 0.66, "after update: \(after) CPU")
+        #expect(after > (Host.emulated ? before + 0.1 : 0.50) && after < 0.66, "after update: \(after) CPU (before \(before))")
         let bad = try env.runtime(["update", "--memory", "lots", id])
         #expect(bad.code == 1 && bad.stderr.contains("--memory \"lots\" is not a size"))
         #expect(try env.runtime(["delete", "--force", id]).code == 0)
@@ -184,6 +185,9 @@ struct ResourceTests {
 }
 
 extension Host {
+    /// Set by `make test-v2`: the guest runs under software emulation, so only upper bounds of CPU use are tight.
+    static let emulated = ProcessInfo.processInfo.environment["BERTH_TEST_EMULATED"] == "1"
+
     static let isUnified: Bool = (try? CgroupLayout.detect())?.mode == .unified
 
     /// v1 hierarchies for cpu, cpuacct, memory, pids and cpuset, or a v2 root offering those controllers.
