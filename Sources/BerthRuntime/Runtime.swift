@@ -125,10 +125,11 @@ public struct Runtime: Sendable {
 
             let created = rfc3339Now()
             let me = getpid()
-            try store.save(ContainerRecord(
+            let creating = ContainerRecord(
                 id: id, bundle: bundle, rootfs: plan.rootfs, pid: me, startTime: Processes.stat(me)?.startTime ?? 0, created: created,
                 phase: .creating, owner: geteuid(), cgroupLayout: CgroupLayoutRecord(layout), cgroupV1: cgroups.v1Directories,
-                cgroupV2: cgroups.v2Directory, cgroupAncestors: cgroups.ancestors, process: nil, hooks: nil, annotations: spec.annotations, seccomp: nil))
+                cgroupV2: cgroups.v2Directory, cgroupAncestors: cgroups.ancestors, process: nil, hooks: nil, annotations: spec.annotations, seccomp: nil)
+            try store.save(creating)
             let hooks = spec.hooks ?? Hooks()
             let cloneStart = monotonicNanos()
             let launched = try Launcher.launchInit(
@@ -153,11 +154,14 @@ public struct Runtime: Sendable {
                 Launcher.abandon(launched)
                 throw BerthError("container process \(launched.pid) vanished after setup")
             }
-            let record = ContainerRecord(
-                id: id, bundle: bundle, rootfs: plan.rootfs, pid: launched.pid, startTime: st.startTime, created: created,
-                phase: .created, owner: geteuid(), cgroupLayout: CgroupLayoutRecord(layout), cgroupV1: cgroups.v1Directories,
-                cgroupV2: cgroups.v2Directory, cgroupAncestors: cgroups.ancestors,
-                process: spec.process, hooks: spec.hooks, annotations: spec.annotations, seccomp: spec.linux?.seccomp)
+            // the same record, now naming the container's process and what later commands need
+            var record = creating
+            record.pid = launched.pid
+            record.startTime = st.startTime
+            record.phase = .created
+            record.process = spec.process
+            record.hooks = spec.hooks
+            record.seccomp = spec.linux?.seccomp
             do throws(BerthError) {
                 try store.save(record)
                 if let pidFile = options.pidFile {
