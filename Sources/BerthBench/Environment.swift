@@ -52,11 +52,8 @@ public func captureOutput(_ path: String, _ args: [String]) -> String {
     guard fd >= 0 else { return "" }
     let file = String(cString: template)
     defer { close(fd); unlink(file) }
-    let argv = ([path] + args).map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    let envp: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"), nil]
-    defer { envp.forEach { free($0) } }
-    let pid = berth_spawn(path, argv, envp, -1, fd)
+    let argv = CStringArray([path] + args), envp = CStringArray([defaultPathEnv])
+    let pid = berth_spawn(path, argv.pointers, envp.pointers, -1, fd)
     guard pid > 0 else { return "" }
     var status: Int32 = 0
     berth_wait_pid(pid, &status)

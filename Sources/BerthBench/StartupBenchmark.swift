@@ -126,12 +126,10 @@ public struct StartupBenchmark {
 
     /// Wall time of one spawn-to-exit, in milliseconds; nil when it failed.
     func timed(path: String, args: [String], env: [String], mntns: Int32) -> Double? {
-        let argv = args.map { strdup($0) } + [nil]
-        let envp = (["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] + env).map { strdup($0) } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
+        let argv = CStringArray(args), envp = CStringArray([defaultPathEnv] + env)
         var start = timespec(), end = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)
-        let pid = berth_spawn(path, argv, envp, mntns, -1)
+        let pid = berth_spawn(path, argv.pointers, envp.pointers, mntns, -1)
         guard pid > 0 else { return nil }
         var status: Int32 = 0
         berth_wait_pid(pid, &status)

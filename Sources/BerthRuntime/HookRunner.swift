@@ -19,11 +19,9 @@ enum HookRunner {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, pipeFDs[0], 0)
-        let argv = (hook.args ?? [hook.path]).map { strdup($0) } + [nil]
-        let envp = (hook.env ?? []).map { strdup($0) } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
+        let argv = CStringArray(hook.args ?? [hook.path]), envp = CStringArray(hook.env ?? [])
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, hook.path, &actions, nil, argv, envp)
+        let rc = posix_spawn(&pid, hook.path, &actions, nil, argv.pointers, envp.pointers)
         close(pipeFDs[0])
         guard rc == 0 else {
             close(pipeFDs[1])
