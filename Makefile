@@ -32,7 +32,7 @@ debug: deps helper
 helper: $(HELPER)
 $(HELPER): Tests/Helpers/berth-test-init.c
 	@mkdir -p $(dir $@)
-	gcc -static -O2 -Wall -o $@ $<
+	gcc -static -O2 -Wall -pthread -o $@ $<
 
 # Unit tests (fakes, no root) and integration tests (root, real kernel) in one run,
 # then the same test bundle in the v2-only guest (real cgroup v2 controllers).

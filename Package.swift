@@ -35,7 +35,7 @@ let package = Package(
         .testTarget(name: "BerthOCITests", dependencies: ["BerthOCI"]),
         .testTarget(name: "BerthCgroupsTests", dependencies: ["BerthCgroups", "BerthOCI"]),
         .testTarget(name: "BerthBenchTests", dependencies: ["BerthBench"]),
-        .testTarget(name: "BerthIntegrationTests", dependencies: ["BerthRuntime", "BerthCgroups", "BerthOCI", "berth-runtime"]),
+        .testTarget(name: "BerthIntegrationTests", dependencies: ["BerthRuntime", "BerthCgroups", "BerthOCI", "BerthSecurity", "berth-runtime"]),
     ],
     swiftLanguageModes: [.v6]
 )

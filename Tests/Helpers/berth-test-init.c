@@ -24,6 +24,13 @@
  *   keyring              print the id of the session keyring
  *   getppid              call getppid(), print "getppid: ok" or the errno name (seccomp tests)
  *   kill0                call kill(self, 0), print "kill0: ok" or the errno name
+ *   try OP               attempt OP, print "try OP: ok" or the errno name (security tests):
+ *                        mount unshare-user clone-newuser clone3 keyctl init_module reboot
+ *                        settimeofday raw-socket vsock personality-aslr
+ *   bench-syscalls N     N calls of each of getpid read write open-close stat mmap-munmap
+ *                        and clock_gettime (no syscall: the control); print "ns OP: value"
+ *   alloc-steps MIB      allocate and touch 1 MiB at a time, print "allocated: k" after each
+ *   spin-threads N SECS  N threads busy for SECS of wall time; print "cpu-seconds: x" "wall-seconds: y"
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,6 +42,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/personality.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <linux/reboot.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -79,6 +93,78 @@ static void status_lines(const char *prefix) {
 static void sleep_seconds(double s) {
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+}
+
+static double now_seconds(clockid_t clock) {
+    struct timespec t; clock_gettime(clock, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* One attempt at something a default container must not be able to do. */
+static long try_op(const char *op) {
+    if (!strcmp(op, "mount")) return mount("tmpfs", "/tmp", "tmpfs", 0, NULL);
+    if (!strcmp(op, "unshare-user")) return unshare(CLONE_NEWUSER);
+    if (!strcmp(op, "clone-newuser")) {
+        long pid = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0);
+        if (pid == 0) _exit(0);
+        if (pid > 0) waitpid((pid_t)pid, NULL, 0);
+        return pid < 0 ? -1 : 0;
+    }
+    if (!strcmp(op, "clone3")) {
+        struct { unsigned long long flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls; } args = {0};
+        args.exit_signal = SIGCHLD;
+        long pid = syscall(435 /* clone3 */, &args, sizeof args);
+        if (pid == 0) _exit(0);
+        if (pid > 0) waitpid((pid_t)pid, NULL, 0);
+        return pid < 0 ? -1 : 0;
+    }
+    if (!strcmp(op, "keyctl")) return syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, NULL) < 0 ? -1 : 0;
+    if (!strcmp(op, "init_module")) return syscall(SYS_init_module, NULL, 0, "");
+    /* an invalid command: EINVAL when the call gets through, EPERM when refused */
+    if (!strcmp(op, "reboot")) return syscall(SYS_reboot, LINUX_REBOOT_MAGIC1, LINUX_REBOOT_MAGIC2, 0x12345678, NULL);
+    /* an invalid time: EINVAL when the call gets through, EPERM when refused */
+    if (!strcmp(op, "settimeofday")) { struct timeval tv = {0, 2000000}; return syscall(SYS_settimeofday, &tv, NULL); }
+    if (!strcmp(op, "raw-socket")) { int fd = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP); if (fd >= 0) close(fd); return fd < 0 ? -1 : 0; }
+    if (!strcmp(op, "vsock")) { int fd = socket(40 /* AF_VSOCK */, SOCK_STREAM, 0); if (fd >= 0) close(fd); return fd < 0 ? -1 : 0; }
+    if (!strcmp(op, "personality-aslr")) return personality(ADDR_NO_RANDOMIZE) < 0 ? -1 : 0;
+    errno = ENOSYS;
+    return -2;
+}
+
+/* Nanoseconds per call of one operation, best of 5 rounds of n (the least disturbed). */
+#define BENCH(label, body) do { \
+    double best = 1e30; \
+    for (int round = 0; round < 5; round++) { \
+        double a = now_seconds(CLOCK_MONOTONIC); \
+        for (long k = 0; k < n; k++) { body; } \
+        double b = now_seconds(CLOCK_MONOTONIC); \
+        if ((b - a) * 1e9 / (double)n < best) best = (b - a) * 1e9 / (double)n; \
+    } \
+    printf("ns %s: %.1f\n", label, best); \
+} while (0)
+
+static void bench_syscalls(long n) {
+    char buf[64];
+    int null_fd = open("/dev/null", O_RDWR);
+    int zero_fd = open("/dev/zero", O_RDONLY);
+    struct stat st;
+    struct timespec ts;
+    BENCH("getpid", syscall(SYS_getpid));
+    BENCH("read", if (read(zero_fd, buf, sizeof buf) < 0) abort());
+    BENCH("write", if (write(null_fd, buf, sizeof buf) < 0) abort());
+    BENCH("open-close", { int fd = open("/dev/null", O_RDONLY); if (fd < 0) abort(); close(fd); });
+    BENCH("stat", if (stat("/dev/null", &st) < 0) abort());
+    BENCH("mmap-munmap", { void *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0); if (p == MAP_FAILED) abort(); munmap(p, 4096); });
+    BENCH("clock_gettime", clock_gettime(CLOCK_MONOTONIC, &ts));
+    close(null_fd); close(zero_fd);
+}
+
+static double spin_until;
+static void *spin_thread(void *arg) {
+    (void)arg;
+    volatile unsigned long x = 0;
+    while (now_seconds(CLOCK_MONOTONIC) < spin_until) for (int k = 0; k < 10000; k++) x++;
+    return NULL;
 }
 
 static volatile sig_atomic_t got_signal;
@@ -241,6 +327,38 @@ int main(int argc, char **argv) {
             long n = atol(ARG(1)); i += 1;
             for (long k = 0; k < n; k++) syscall(SYS_getppid);
             printf("syscalls: %ld\n", n);
+        }
+        else if (!strcmp(cmd, "try")) {
+            const char *op = ARG(1); i += 1;
+            /* these succeed as root on a host: only ever attempt them as a container's init */
+            if (getpid() != 1) { printf("try %s: refused outside a pid namespace\n", op); continue; }
+            /* in a child, so one attempt (unshare) cannot change what the next one sees */
+            pid_t child = fork();
+            if (child == 0) { errno = 0; long r = try_op(op); _exit(r == -2 ? 255 : r >= 0 ? 0 : errno); }
+            int status = 0;
+            waitpid(child, &status, 0);
+            int code = WIFEXITED(status) ? WEXITSTATUS(status) : 254;
+            printf("try %s: %s\n", op, code == 255 ? "unknown" : code == 254 ? "killed" : code == 0 ? "ok" : errname(code));
+        }
+        else if (!strcmp(cmd, "bench-syscalls")) { bench_syscalls(atol(ARG(1))); i += 1; }
+        else if (!strcmp(cmd, "alloc-steps")) {
+            long mib = atol(ARG(1)); i += 1;
+            for (long k = 1; k <= mib; k++) {
+                char *p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (p == MAP_FAILED) { printf("alloc-error: %s\n", errname(errno)); break; }
+                memset(p, 1, 1 << 20);
+                printf("allocated: %ld\n", k);
+            }
+        }
+        else if (!strcmp(cmd, "spin-threads")) {
+            int threads = atoi(ARG(1)); double secs = atof(ARG(2)); i += 2;
+            double start = now_seconds(CLOCK_MONOTONIC), cpu_start = now_seconds(CLOCK_PROCESS_CPUTIME_ID);
+            spin_until = start + secs;
+            pthread_t t[64];
+            if (threads > 64) threads = 64;
+            for (int k = 0; k < threads; k++) pthread_create(&t[k], NULL, spin_thread, NULL);
+            for (int k = 0; k < threads; k++) pthread_join(t[k], NULL);
+            printf("cpu-seconds: %.4f\nwall-seconds: %.4f\n", now_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu_start, now_seconds(CLOCK_MONOTONIC) - start);
         }
         else { fprintf(stderr, "berth-test-init: unknown command %s\n", cmd); return 2; }
     }
