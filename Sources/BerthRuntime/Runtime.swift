@@ -211,7 +211,9 @@ public struct Runtime: Sendable {
     }
 
     /// create + start in one process; in the foreground it waits and returns the exit code.
-    public func run(id: String, options: CreateOptions, detach: Bool) throws(BerthError) -> Int32 {
+    /// With `keep` the stopped container stays (cgroup and state) until `delete`,
+    /// so its final statistics can still be read, as with `runc run --keep`.
+    public func run(id: String, options: CreateOptions, detach: Bool, keep: Bool = false) throws(BerthError) -> Int32 {
         if detach {
             try create(id: id, options: options)
             do { try start(id: id) } catch {
@@ -250,8 +252,10 @@ public struct Runtime: Sendable {
         timeline.mark("exec-to-exit")
         berth_forward_signals(0)
         if launched.pidfd >= 0 { close(launched.pidfd) }
-        try store.withLock(id) { () throws(BerthError) in try remove(record, force: true) }
-        timeline.mark("delete")
+        if !keep {
+            try store.withLock(id) { () throws(BerthError) in try remove(record, force: true) }
+            timeline.mark("delete")
+        }
         timeline.flush(command: "run-after-start")
         guard r == 0 else { throw BerthError("wait for container process", errno: -r) }
         return exitCode(status)
@@ -386,7 +390,8 @@ public struct Runtime: Sendable {
             throw BerthError("container \"\(record.id)\" pid \(record.pid) did not die within 10 s of SIGKILL")
         }
         // wait for the cgroup to empty as well (children die after the init)
-        for _ in 0..<5000 where !cgroups.processes().isEmpty { usleep(1000) }
+        var waited = 0
+        while waited < 5000 && !cgroups.processes().isEmpty { usleep(1000); waited += 1 }
     }
 
     /// A failing poststart/poststop hook is a warning, not an error (runtime-spec).
