@@ -23,10 +23,10 @@ let package = Package(
         .target(name: "BerthOCI", dependencies: ["BerthSys"]),
         .target(name: "BerthCgroups", dependencies: ["BerthSys", "BerthOCI"]),
         .target(name: "BerthRuntime", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "CBerthLaunch"]),
-        .target(name: "BerthBench", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "CBerthLaunch"]),
+        .target(name: "BerthBench", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "CBerthLaunch"]),
         .executableTarget(
             name: "berth-bench",
-            dependencies: ["BerthBench", "BerthSys", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["BerthBench", "BerthSys", "CBerthLaunch", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "berth-runtime",

@@ -47,17 +47,7 @@ public struct BenchEnvironment: Codable, Sendable {
 /// Runs a command and returns what it printed (stdout and stderr), "" when it cannot run.
 public func captureOutput(_ path: String, _ args: [String]) -> String {
     guard access(path, X_OK) == 0 else { return "" }
-    var template = Array("/tmp/berth-capture-XXXXXX".utf8CString)
-    let fd = mkstemp(&template)
-    guard fd >= 0 else { return "" }
-    let file = String(cString: template)
-    defer { close(fd); unlink(file) }
-    let argv = CStringArray([path] + args), envp = CStringArray([defaultPathEnv])
-    let pid = berth_spawn(path, argv.pointers, envp.pointers, -1, fd)
-    guard pid > 0 else { return "" }
-    var status: Int32 = 0
-    berth_wait_pid(pid, &status)
-    return (try? Files.read(file)) ?? ""
+    return Spawned.run(path, [path] + args).output
 }
 
 extension String {

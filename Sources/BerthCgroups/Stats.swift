@@ -28,6 +28,8 @@ public struct Stats: Codable, Sendable, Equatable {
         public var usage = MemoryEntry()
         public var swap = MemoryEntry()
         public var kernel = MemoryEntry()
+        /// Processes the kernel's OOM killer ended in this cgroup (v1 memory.oom_control, v2 memory.events).
+        public var oomKills: UInt64 = 0
         public var raw: [String: UInt64] = [:]
     }
     public struct Pids: Codable, Sendable, Equatable {
@@ -157,6 +159,7 @@ extension FSCgroupManager {
             s.memoryPressure = StatFiles.pressure(v2.read("memory.pressure"))
             s.ioPressure = StatFiles.pressure(v2.read("io.pressure"))
         }
+        s.memory.oomKills = oomKills
         return s
     }
 

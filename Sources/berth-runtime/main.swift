@@ -85,7 +85,7 @@ func dispatch(_ c: ParsedCommandLine, _ runtime: Runtime) throws -> Int32 {
         try runtime.start(id: try positional(c, "ID")[0])
     case "run":
         let id = try positional(c, "ID")[0]
-        return try runtime.run(id: id, options: try createOptions(c), detach: c.has("detach"))
+        return try runtime.run(id: id, options: try createOptions(c), detach: c.has("detach"), keep: c.has("keep"))
     case "state":
         let state = try runtime.state(id: try positional(c, "ID")[0])
         out(String(decoding: state.encoded(pretty: true), as: UTF8.self))

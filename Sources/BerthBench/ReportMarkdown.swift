@@ -1,0 +1,134 @@
+/// A target an issue sets, checked against a ratio of this run.
+public struct Target: Sendable {
+    public var what: String
+    public var ratio: String
+    public var limit: Double
+    public var value: Ratio?
+    public var met: Bool? { value.map { $0.value <= limit } }
+}
+
+extension BenchResults {
+    /// The speed targets the issues set, as ratios measured side by side.
+    public var targets: [Target] {
+        var out: [Target] = []
+        if let s = startup {
+            out.append(Target(what: "startup: berth vs crun", ratio: "berth/crun", limit: 0.5, value: s.ratios["berth/crun"]))
+            out.append(Target(what: "startup: limits cost little", ratio: "berth+limits/berth", limit: 1.1, value: s.ratios["berth+limits/berth"]))
+            out.append(Target(what: "startup: default seccomp (cache hit) costs little", ratio: "berth+seccomp/berth", limit: 1.1, value: s.ratios["berth+seccomp/berth"]))
+        }
+        if let y = syscalls {
+            for op in ["getpid", "read", "write"] {
+                out.append(Target(what: "\(op): default profile vs one-rule filter", ratio: "seccomp default / seccomp one-rule",
+                                  limit: 1.05, value: y.ratios["seccomp default / seccomp one-rule"]?[op]))
+                out.append(Target(what: "\(op): container (no seccomp) vs host", ratio: "container / host",
+                                  limit: 1.02, value: y.ratios["container / host"]?[op]))
+            }
+        }
+        return out
+    }
+
+    /// report.md: what a person reads first.
+    public func markdown() -> String {
+        var md = "# berth benchmark report\n\n"
+        md += "Run \(started), profile `\(profile)`, on \(environment.cpuModel) (\(environment.cpus) CPUs), "
+        md += "kernel \(environment.kernel), cgroups \(environment.cgroupMode).\n\n"
+        md += "Versions: " + environment.versions.sorted { $0.key < $1.key }.map { "\($0.key) `\($0.value)`" }.joined(separator: ", ") + "\n\n"
+        let t = targets.filter { $0.value != nil }
+        if !t.isEmpty {
+            md += "## Targets\n\n| target | ratio | limit | measured | 95% CI | |\n|---|---|---:|---:|---|---|\n"
+            for x in t {
+                md += "| \(x.what) | \(x.ratio) | ≤ \(f(x.limit)) | \(f(x.value!.value, 3)) | \(f(x.value!.low, 3)) – \(f(x.value!.high, 3)) | \(x.met! ? "met" : "**not met**") |\n"
+            }
+            md += "\n"
+        }
+        if let s = startup { md += startupMarkdown(s) }
+        if let y = syscalls { md += syscallMarkdown(y) }
+        if let q = quota { md += quotaMarkdown(q) }
+        if let d = density { md += densityMarkdown(d) }
+        return md
+    }
+
+    func startupMarkdown(_ s: StartupResult) -> String {
+        var md = "## Startup: `run` of /bin/true\n\n"
+        md += "\(s.iterations) interleaved iterations (after \(s.warmup) warm-up), shuffled order per iteration, wall time from spawn to exit. "
+        md += "`berth+X` / `berth-X` change one factor of the baseline `berth` (which has a network namespace, no seccomp, a plain directory rootfs, no user namespace, no limits).\n\n"
+        md += "| runtime | median ms | p95 ms | p99 ms | min ms | failures |\n|---|---:|---:|---:|---:|---:|\n"
+        for name in s.runtimes.keys.sorted(by: { runtimeOrder($0) < runtimeOrder($1) }) {
+            let r = s.runtimes[name]!
+            md += "| \(name) | \(f(r.summary.median)) | \(f(r.summary.p95)) | \(f(r.summary.p99)) | \(f(r.summary.min)) | \(r.failures) |\n"
+        }
+        if !s.ratios.isEmpty {
+            md += "\n| ratio (paired, per iteration) | median | 95% CI |\n|---|---:|---|\n"
+            for (k, r) in s.ratios.sorted(by: { $0.key < $1.key }) {
+                md += "| \(k) | \(f(r.value, 3)) | \(f(r.low, 3)) – \(f(r.high, 3)) |\n"
+            }
+        }
+        if !s.berthPhases.isEmpty {
+            md += "\nberth's own phases (from the timestamps it records, median ms; `child:` phases are inside clone-to-ready):\n\n| phase | ms |\n|---|---:|\n"
+            for phase in phaseOrder { if let v = s.berthPhases[phase] { md += "| \(phase) | \(f(v, 3)) |\n" } }
+        }
+        if !s.notes.isEmpty { md += "\nNotes:\n" + s.notes.map { "- \($0)\n" }.joined() }
+        return md + "\n"
+    }
+
+    func syscallMarkdown(_ y: SyscallResult) -> String {
+        var md = "## Syscall cost: ns per call\n\n"
+        md += "The static helper times \(y.calls) calls of each operation (best of 5 batches), \(y.rounds) interleaved rounds; medians over rounds. "
+        md += "clock_gettime goes through the vDSO (no syscall): the control.\n\n"
+        let variants = y.variantOrder.filter { y.nanoseconds[$0] != nil }
+        md += "| operation | " + variants.joined(separator: " | ") + " |\n|---|" + variants.map { _ in "---:|" }.joined() + "\n"
+        for op in y.operations {
+            md += "| \(op) | " + variants.map { v in y.nanoseconds[v]?[op].map { f($0.summary.median, 1) } ?? "–" }.joined(separator: " | ") + " |\n"
+        }
+        if !y.ratios.isEmpty {
+            md += "\n| ratio (paired per round) | " + y.operations.joined(separator: " | ") + " |\n|---|" + y.operations.map { _ in "---:|" }.joined() + "\n"
+            for (k, per) in y.ratios.sorted(by: { $0.key < $1.key }) {
+                md += "| \(k) | " + y.operations.map { op in per[op].map { f($0.value, 3) } ?? "–" }.joined(separator: " | ") + " |\n"
+            }
+        }
+        if !y.notes.isEmpty { md += "\nNotes:\n" + y.notes.map { "- \($0)\n" }.joined() }
+        return md + "\n"
+    }
+
+    func quotaMarkdown(_ q: QuotaResult) -> String {
+        var md = "## Quotas: requested vs achieved\n\n"
+        if !q.cpu.isEmpty {
+            md += "CPU quota (period 100 ms), a multi-threaded spinner; achieved = CPU-seconds per wall-second.\n\n"
+            md += "| requested CPUs | achieved | error | periods | throttled |\n|---:|---:|---:|---:|---:|\n"
+            for p in q.cpu { md += "| \(f(p.requested)) | \(f(p.achieved, 3)) | \(f(p.error * 100, 1)) % | \(p.periods) | \(p.throttledPeriods) |\n" }
+            md += "\n"
+        }
+        if !q.memory.isEmpty {
+            md += "Memory limit (swap limited to the same), a workload touching 1 MiB at a time up to 4× the limit.\n\n"
+            md += "| limit MiB | largest allocation that survived MiB | exit | OOM kills | peak usage MiB |\n|---:|---:|---:|---:|---:|\n"
+            for p in q.memory {
+                md += "| \(p.limitMiB) | \(p.largestAllocationMiB) | \(p.exitCode) | \(p.oomKills) | \(f(Double(p.peakBytes) / 1048576, 1)) |\n"
+            }
+            md += "\n"
+        }
+        if !q.pids.isEmpty {
+            md += "| pids limit | processes at once | first fork error |\n|---:|---:|---|\n"
+            for p in q.pids { md += "| \(p.limit) | \(p.processes) | \(p.firstError) |\n" }
+            md += "\n"
+        }
+        if let s = q.shares {
+            md += "CPU shares \(s.shares[0]):\(s.shares[1]), two spinners pinned to CPU 0: the first got \(f(s.achievedFraction * 100, 1)) % "
+            md += "(expected \(f(s.expectedFraction * 100, 1)) %; CPU-seconds \(f(s.cpuSeconds[0], 3)) vs \(f(s.cpuSeconds[1], 3))).\n\n"
+        }
+        if !q.notes.isEmpty { md += "Notes:\n" + q.notes.map { "- \($0)\n" }.joined() + "\n" }
+        return md
+    }
+
+    func densityMarkdown(_ d: DensityResult) -> String {
+        var md = "## Density: N detached containers started at once\n\n"
+        md += "Each runs `sleep`; machine memory is /proc/meminfo's in-use memory (MemTotal − MemFree − Buffers − Cached − SReclaimable) before vs 1.5 s after the start, "
+        md += "the cgroup-charged figure what the containers' memory cgroups account.\n\n"
+        md += "| N | started | total ms | per container median ms | p95 ms | machine memory per container MiB | cgroup-charged per container MiB | teardown ms |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        for p in d.points {
+            md += "| \(p.containers) | \(p.started) | \(f(p.totalMilliseconds, 1)) | \(f(p.perContainer.median, 1)) | \(f(p.perContainer.p95, 1)) | "
+            md += "\(f(p.memoryPerContainerBytes / 1048576, 2)) | \(f(p.chargedPerContainerBytes / 1048576, 2)) | \(f(p.teardownMilliseconds, 1)) |\n"
+        }
+        for p in d.points { if let e = p.firstError { md += "\n- N=\(p.containers): \(e)" } }
+        return md + "\n"
+    }
+}
