@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "berth-runtime", targets: ["berth-runtime"]),
         .executable(name: "berth-bench", targets: ["berth-bench"]),
+        .executable(name: "berth", targets: ["berth"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -24,6 +25,7 @@ let package = Package(
         .target(name: "BerthCgroups", dependencies: ["BerthSys", "BerthOCI"]),
         .target(name: "BerthRuntime", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "CBerthLaunch"]),
         .target(name: "BerthBench", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "CBerthLaunch"]),
+        .executableTarget(name: "berth", dependencies: ["BerthBench", "BerthSys", "CBerthLaunch"]),
         .executableTarget(
             name: "berth-bench",
             dependencies: ["BerthBench", "BerthSys", "CBerthLaunch", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -34,8 +36,8 @@ let package = Package(
         ),
         .testTarget(name: "BerthOCITests", dependencies: ["BerthOCI"]),
         .testTarget(name: "BerthCgroupsTests", dependencies: ["BerthCgroups", "BerthOCI"]),
-        .testTarget(name: "BerthBenchTests", dependencies: ["BerthBench"]),
-        .testTarget(name: "BerthIntegrationTests", dependencies: ["BerthRuntime", "BerthCgroups", "BerthOCI", "BerthSecurity", "berth-runtime"]),
+        .testTarget(name: "BerthBenchTests", dependencies: ["BerthBench", "BerthSys"]),
+        .testTarget(name: "BerthIntegrationTests", dependencies: ["BerthRuntime", "BerthCgroups", "BerthOCI", "BerthSecurity", "BerthBench", "berth-runtime", "berth-bench", "berth"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -74,3 +74,22 @@ public struct SplitMix64: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+extension Statistics {
+    /// median(b)/median(a) for two independent runs, with a percentile-bootstrap
+    /// 95% CI from resampling each run on its own (deterministic seed).
+    public static func medianRatio(_ a: [Double], _ b: [Double], resamples: Int = 2000, seed: UInt64 = 0xD1FF) -> Ratio {
+        guard !a.isEmpty, !b.isEmpty else { return Ratio(value: 0, low: 0, high: 0) }
+        var rng = SplitMix64(seed: seed)
+        var ratios: [Double] = []
+        ratios.reserveCapacity(resamples)
+        var sa = [Double](repeating: 0, count: a.count), sb = [Double](repeating: 0, count: b.count)
+        for _ in 0..<resamples {
+            for i in 0..<a.count { sa[i] = a[Int(rng.next() % UInt64(a.count))] }
+            for i in 0..<b.count { sb[i] = b[Int(rng.next() % UInt64(b.count))] }
+            ratios.append(median(sb) / median(sa))
+        }
+        ratios.sort()
+        return Ratio(value: median(b) / median(a), low: percentile(ratios, 2.5), high: percentile(ratios, 97.5))
+    }
+}

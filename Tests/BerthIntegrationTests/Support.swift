@@ -38,12 +38,17 @@ enum Package {
         return root + "/.build/debug/berth-runtime"
     }()
 
+    /// Another executable of the package, from the same build as the runtime.
+    static func binary(_ name: String) -> String {
+        (runtimeBinary as NSString).deletingLastPathComponent + "/" + name
+    }
+
     /// The static test helper, built by `make helper`, or here when missing.
     static let helper: String = {
         let built = root + "/.build/helpers/berth-test-init"
         if FileManager.default.isExecutableFile(atPath: built) { return built }
         let out = NSTemporaryDirectory() + "berth-test-init-\(getpid())"
-        _ = try? run("/usr/bin/gcc", ["-static", "-O2", "-o", out, root + "/Tests/Helpers/berth-test-init.c"])
+        _ = try? run("/usr/bin/gcc", ["-static", "-O2", "-pthread", "-o", out, root + "/Tests/Helpers/berth-test-init.c"])
         return out
     }()
 }
