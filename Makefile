@@ -59,9 +59,15 @@ test-v2:
 	  elif [ $$status -ne 0 ]; then exit $$status; fi; \
 	fi
 
+# The main job: reports/<timestamp>/{results.json,report.md,index.html}, then the
+# same run becomes reports/example/ (the report the README links to).
+# BENCH_FLAGS passes options through, e.g. BENCH_FLAGS="--only startup,syscalls".
+BENCH_FLAGS ?=
 bench: build
 	$(RELEASE_BIN) --version >/dev/null
-	.build/release/berth-bench --profile quick
+	.build/release/berth-bench --profile quick $(BENCH_FLAGS)
+	@latest=$$(ls -d reports/2*/ | sort | tail -1); rm -rf reports/example; cp -r $$latest reports/example; \
+	  echo "reports/example now holds $$latest"
 
 clean:
 	rm -rf .build

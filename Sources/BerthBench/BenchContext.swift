@@ -3,6 +3,7 @@ import Glibc
 #endif
 import BerthCgroups
 import BerthOCI
+import BerthSecurity
 import BerthSys
 import CBerthLaunch
 
@@ -134,6 +135,21 @@ public struct BenchContext: Sendable {
     public static func reapOrphans() {
         var status: Int32 = 0
         while waitpid(-1, &status, WNOHANG) > 0 {}
+    }
+}
+
+/// The one-factor changes to a container that several scenarios toggle.
+public enum SpecVariant {
+    /// The engine's default seccomp profile for the default capabilities.
+    public static func defaultSeccomp(_ spec: inout Spec) {
+        spec.linux?.seccomp = DefaultSeccompProfile.profile(capabilities: spec.process?.capabilities?.bounding ?? [])
+    }
+
+    /// A user namespace mapping container root to host uid/gid 100000 (65536 ids).
+    public static func userNamespace(_ spec: inout Spec) {
+        spec.linux?.namespaces?.append(Namespace(type: "user"))
+        spec.linux?.uidMappings = [IDMapping(containerID: 0, hostID: 100_000, size: 65536)]
+        spec.linux?.gidMappings = [IDMapping(containerID: 0, hostID: 100_000, size: 65536)]
     }
 }
 

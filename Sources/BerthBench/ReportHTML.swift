@@ -19,7 +19,8 @@ extension BenchResults {
             let rows = s.runtimes.keys.sorted { runtimeOrder($0) < runtimeOrder($1) }.map { ($0, s.runtimes[$0]!.samples) }
             body += SVG.boxPlots(title: "Startup time per runtime", unit: "milliseconds, spawn to exit", rows: rows)
             let targetsByRatio = Dictionary(targets.map { ($0.ratio, $0.limit) }, uniquingKeysWith: { a, _ in a })
-            let ratios = s.ratios.sorted { $0.key < $1.key }.map { (name: $0.key, ratio: $0.value, target: targetsByRatio[$0.key]) }
+            // berth/host (~10×) would squash the others to slivers: it stays in the table
+            let ratios = s.ratios.filter { !$0.key.hasSuffix("/host") }.sorted { $0.key < $1.key }.map { (name: $0.key, ratio: $0.value, target: targetsByRatio[$0.key]) }
             body += SVG.ratioBars(title: "Paired ratios with 95% bootstrap CI (dashed: target; grey: parity)", rows: ratios)
             let phases = phaseOrder.filter { !$0.hasPrefix("total") }.compactMap { p in s.berthPhases[p].map { (name: p, value: $0) } }
             body += SVG.bars(title: "berth's own phases (median ms)", unit: "milliseconds", rows: phases,

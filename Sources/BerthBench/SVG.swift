@@ -137,7 +137,7 @@ enum SVG {
         let xHi = (pts.map(\.0).max() ?? 1) * 1.08
         var yHi = (pts.map(\.1).max() ?? 1) * 1.12
         if ideal { yHi = Swift.max(yHi, xHi) }
-        let width = 760.0, height = 320.0, left = 64.0, right = 150.0, top = 34.0, bottom = 42.0
+        let width = 760.0, height = 320.0, left = 64.0, right = 190.0, top = 34.0, bottom = 42.0
         let pw = width - left - right, ph = height - top - bottom
         func px(_ v: Double) -> Double { left + v / xHi * pw }
         func py(_ v: Double) -> Double { top + ph - v / yHi * ph }

@@ -48,9 +48,8 @@ public struct StartupBenchmark {
     }
 
     /// berth's variants: one factor each, all else as in the baseline.
-    func variants() throws -> [(name: String, adjust: (inout Spec) -> Void)] {
-        let caps = Spec.defaultSpec(rootless: false).process?.capabilities?.bounding ?? []
-        return [
+    func variants() -> [(name: String, adjust: (inout Spec) -> Void)] {
+        [
             ("berth+limits", { spec in
                 var r = spec.linux?.resources ?? Resources()
                 var memory = Resources.Memory(); memory.limit = 256 << 20
@@ -59,12 +58,8 @@ public struct StartupBenchmark {
                 spec.linux?.resources = r
             }),
             ("berth-netns", { spec in spec.linux?.namespaces?.removeAll { $0.type == "network" } }),
-            ("berth+seccomp", { spec in spec.linux?.seccomp = DefaultSeccompProfile.profile(capabilities: caps) }),
-            ("berth+userns", { spec in
-                spec.linux?.namespaces?.append(Namespace(type: "user"))
-                spec.linux?.uidMappings = [IDMapping(containerID: 0, hostID: 100_000, size: 65536)]
-                spec.linux?.gidMappings = [IDMapping(containerID: 0, hostID: 100_000, size: 65536)]
-            }),
+            ("berth+seccomp", SpecVariant.defaultSeccomp),
+            ("berth+userns", SpecVariant.userNamespace),
         ]
     }
 
@@ -75,7 +70,7 @@ public struct StartupBenchmark {
         unlink(timings)
 
         var contenders = [Contender(name: "berth", binary: context.berthBinary, bundle: bundle)]
-        for v in try variants() {
+        for v in variants() {
             let spec = context.spec(name: v.name.filter { $0.isLetter }, args: ["/bin/true"], adjust: v.adjust)
             contenders.append(Contender(name: v.name, binary: context.berthBinary, bundle: try context.bundle(v.name, spec), variantOf: "berth"))
         }

@@ -17,8 +17,7 @@ public struct SyscallBenchmark {
 
     /// The contenders: the host, then a container with each toggle.
     func variants() -> [(name: String, adjust: ((inout Spec) -> Void)?)] {
-        let caps = Spec.defaultSpec(rootless: false).process?.capabilities?.bounding ?? []
-        return [
+        [
             ("host", nil),
             ("container", { _ in }),
             ("seccomp one-rule", { spec in
@@ -26,12 +25,8 @@ public struct SyscallBenchmark {
                                               flags: nil, listenerPath: nil, listenerMetadata: nil,
                                               syscalls: [Seccomp.Syscall(names: ["keyctl"], action: "SCMP_ACT_ERRNO", errnoRet: nil, args: nil)])
             }),
-            ("seccomp default", { spec in spec.linux?.seccomp = DefaultSeccompProfile.profile(capabilities: caps) }),
-            ("user namespace", { spec in
-                spec.linux?.namespaces?.append(Namespace(type: "user"))
-                spec.linux?.uidMappings = [IDMapping(containerID: 0, hostID: 100_000, size: 65536)]
-                spec.linux?.gidMappings = [IDMapping(containerID: 0, hostID: 100_000, size: 65536)]
-            }),
+            ("seccomp default", SpecVariant.defaultSeccomp),
+            ("user namespace", SpecVariant.userNamespace),
         ]
     }
 
