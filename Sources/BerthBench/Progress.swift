@@ -13,7 +13,11 @@ public final class Progress: @unchecked Sendable {
     private var started = 0.0
     private var lastDecile = -1
 
-    public init(tty: Bool = isatty(1) != 0, sink: @escaping (String) -> Void = { print($0) }) {
+    /// Lines go straight to fd 1: print() is block-buffered into a pipe or file, and a
+    /// progress line that arrives at the end is no progress line.
+    public init(tty: Bool = isatty(1) != 0, sink: @escaping (String) -> Void = { line in
+        (line + "\n").withCString { _ = write(1, $0, strlen($0)) }
+    }) {
         self.tty = tty; self.sink = sink
     }
 

@@ -20,8 +20,11 @@ extension Runtime {
         var plan = LaunchPlan()
         try PlanCompiler.applyProcess(process, to: &plan)
         plan.oomScoreAdj = nil
-        if let profile = record.seccomp {
-            let compiled = try SeccompCompiler.compileCached(profile, cacheDirectory: store.seccompCache, warn: { log.warn($0) })
+        if record.seccompFilter == true {
+            let path = store.seccompFilter(id)
+            guard let compiled = CompiledSeccomp(serialized: try Files.readBytes(path)) else {
+                throw BerthError("\(path): not a compiled seccomp filter; the container's state is damaged")
+            }
             plan.seccompProgram = compiled.program
             plan.seccompFlags = compiled.flags
         }

@@ -77,10 +77,12 @@ public struct Runtime: Sendable {
         compiler.cgroupDirectories = zip(layout.controllerHierarchies, cgroups.v1Directories).map { ($0, $1) }
             + (layout.v2.flatMap { h in cgroups.v2Directory.map { [(h, $0)] } } ?? [])
         var plan = try compiler.compile(spec)
+        var seccomp: CompiledSeccomp?
         if let profile = spec.linux?.seccomp {
             let compiled = try SeccompCompiler.compileCached(profile, cacheDirectory: store.seccompCache, warn: { log.warn($0) })
             plan.seccompProgram = compiled.program
             plan.seccompFlags = compiled.flags
+            seccomp = compiled
         }
         timeline.mark("plan")
 
@@ -128,7 +130,7 @@ public struct Runtime: Sendable {
             let creating = ContainerRecord(
                 id: id, bundle: bundle, rootfs: plan.rootfs, pid: me, startTime: Processes.stat(me)?.startTime ?? 0, created: created,
                 phase: .creating, owner: geteuid(), cgroupLayout: CgroupLayoutRecord(layout), cgroupV1: cgroups.v1Directories,
-                cgroupV2: cgroups.v2Directory, cgroupAncestors: cgroups.ancestors, process: nil, hooks: nil, annotations: spec.annotations, seccomp: nil)
+                cgroupV2: cgroups.v2Directory, cgroupAncestors: cgroups.ancestors, process: nil, hooks: nil, annotations: spec.annotations, seccompFilter: nil)
             try store.save(creating)
             let hooks = spec.hooks ?? Hooks()
             let cloneStart = monotonicNanos()
@@ -161,8 +163,9 @@ public struct Runtime: Sendable {
             record.phase = .created
             record.process = spec.process
             record.hooks = spec.hooks
-            record.seccomp = spec.linux?.seccomp
+            record.seccompFilter = seccomp != nil ? true : nil
             do throws(BerthError) {
+                if let seccomp { try Files.writeAtomically(seccomp.serialized, to: store.seccompFilter(id), mode: 0o600) }
                 try store.save(record)
                 if let pidFile = options.pidFile {
                     try Files.writeAtomically(Array("\(launched.pid)".utf8), to: Files.absolute(pidFile, relativeTo: Files.currentDirectory()), mode: 0o644)

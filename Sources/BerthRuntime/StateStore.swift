@@ -35,8 +35,10 @@ public struct ContainerRecord: Codable, Sendable {
     public var process: Process?
     public var hooks: Hooks?
     public var annotations: [String: String]?
-    /// The container's seccomp profile: `exec`'d processes get the same filter.
-    public var seccomp: Seccomp?
+    /// The container has a seccomp filter, compiled into <state>/<id>/seccomp.bpf:
+    /// `exec`'d processes load the same program (the record stays small: a Docker-sized
+    /// profile re-encoded into every save cost a measurable part of a start).
+    public var seccompFilter: Bool?
 
     public var cgroups: FSCgroupManager {
         FSCgroupManager(layout: cgroupLayout.layout, v1Directories: cgroupV1, v2Directory: cgroupV2, removableAncestors: cgroupAncestors)
@@ -103,6 +105,9 @@ public struct StateStore: Sendable {
     public func ids() -> [String] {
         ((try? Files.list(root)) ?? []).filter { !$0.hasPrefix(".") && Files.isDirectory(directory($0)) }
     }
+
+    /// The container's compiled filter (see ContainerRecord.seccompFilter).
+    public func seccompFilter(_ id: String) -> String { directory(id) + "/seccomp.bpf" }
 
     /// Compiled seccomp filters, by profile hash.
     public var seccompCache: String { root + "/.seccomp-cache" }

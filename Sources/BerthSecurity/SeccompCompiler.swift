@@ -11,6 +11,17 @@ public struct CompiledSeccomp: Sendable, Equatable {
     public var program: [UInt8]
     /// SECCOMP_FILTER_FLAG_* for seccomp(SECCOMP_SET_MODE_FILTER).
     public var flags: UInt32
+
+    public init(program: [UInt8], flags: UInt32) { self.program = program; self.flags = flags }
+
+    /// The file form (cache, container state): 4 bytes of flags, little-endian, then the program.
+    public var serialized: [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: flags >> (8 * UInt32($0))) } + program }
+
+    public init?(serialized bytes: [UInt8]) {
+        guard bytes.count > 4, (bytes.count - 4) % 8 == 0 else { return nil }
+        flags = bytes[0..<4].enumerated().reduce(UInt32(0)) { $0 | (UInt32($1.element) << (8 * UInt32($1.offset))) }
+        program = Array(bytes[4...])
+    }
 }
 
 /// OCI `linux.seccomp` → BPF, with libseccomp. Compiling costs milliseconds for a
@@ -115,35 +126,35 @@ public enum SeccompCompiler {
     /// compile() with a cache under `directory` keyed by a hash of the profile:
     /// a second start with the same profile reads the program instead of compiling it.
     public static func compileCached(_ profile: Seccomp, cacheDirectory: String, warn: (String) -> Void) throws(BerthError) -> CompiledSeccomp {
-        // the salt changes when the compiler's output for the same profile changes
-        let key = fnv1a(Array("berth-seccomp-2:".utf8) + profile.canonicalBytes())
-        let path = cacheDirectory + "/" + String(key, radix: 16) + ".bpf"
-        if let cached = try? Files.readBytes(path), cached.count > 4, (cached.count - 4) % 8 == 0 {
-            let flags = cached[0..<4].enumerated().reduce(UInt32(0)) { $0 | (UInt32($1.element) << (8 * UInt32($1.offset))) }
-            return CompiledSeccomp(program: Array(cached[4...]), flags: flags)
-        }
+        let path = cacheDirectory + "/" + String(profile.cacheKey(), radix: 16) + ".bpf"
+        if let cached = (try? Files.readBytes(path)).flatMap(CompiledSeccomp.init(serialized:)) { return cached }
         let compiled = try compile(profile, warn: warn)
-        let header = (0..<4).map { UInt8(truncatingIfNeeded: compiled.flags >> (8 * UInt32($0))) }
         try? Files.makeDirectories(cacheDirectory, mode: 0o700)
-        try? Files.writeAtomically(header + compiled.program, to: path, mode: 0o600)
+        try? Files.writeAtomically(compiled.serialized, to: path, mode: 0o600)
         return compiled
     }
 
-    /// FNV-1a 64: a cache key, not a security boundary (the cache is root's, mode 0700).
-    static func fnv1a(_ bytes: [UInt8]) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
-        return h
-    }
 }
 
 extension Seccomp {
-    /// The profile as sorted-key JSON, so equal profiles hash equally.
-    func canonicalBytes() -> [UInt8] {
-        var spec = Spec(ociVersion: "1")
-        var linux = Linux()
-        linux.seccomp = self
-        spec.linux = linux
-        return spec.encoded(pretty: false)
+    /// FNV-1a over every field, each string and number followed by a separator byte,
+    /// so equal profiles hash equally without encoding them (a Docker-sized profile
+    /// through JSONEncoder costs a measurable part of a start). The salt changes when
+    /// the compiler's output for the same profile changes.
+    func cacheKey() -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        func add(_ s: String) { for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }; h = (h ^ 0xff) &* 0x0000_0100_0000_01b3 }
+        func add(_ n: UInt64?) { add(n.map { String($0) } ?? "-") }
+        add("berth-seccomp-2")
+        add(defaultAction); add(defaultErrnoRet.map(UInt64.init))
+        add("arch"); (architectures ?? []).forEach { add($0) }
+        add("flags"); (flags ?? []).forEach { add($0) }
+        add(listenerPath ?? "-"); add(listenerMetadata ?? "-")
+        for rule in syscalls ?? [] {
+            add("rule"); rule.names.forEach { add($0) }
+            add(rule.action); add(rule.errnoRet.map(UInt64.init))
+            for arg in rule.args ?? [] { add(UInt64(arg.index)); add(arg.value); add(arg.valueTwo); add(arg.op) }
+        }
+        return h
     }
 }

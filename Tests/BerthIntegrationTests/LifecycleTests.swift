@@ -41,6 +41,25 @@ struct LifecycleTests {
         env.expectNoLeaks(id: id, pid: Int32(pid))
     }
 
+    @Test("run --keep: the stopped container keeps its state and cgroup until delete, and its final stats stay readable")
+    func runKeep() throws {
+        let env = try TestEnvironment()
+        let id = env.id("keep")
+        var spec = env.spec(id: id, args: ["berth-test-init", "alloc", "8", "exit", "3"])
+        var memory = Resources.Memory()
+        memory.limit = 64 << 20
+        spec.linux?.resources?.memory = memory
+        let out = try env.runtime(["run", "--keep", "--bundle", try env.bundle(spec), id])
+        #expect(out.code == 3)
+        #expect(try env.state(id)["status"] as? String == "stopped")
+        let stats = try env.runtime(["events", "--stats", id])
+        #expect(stats.code == 0, "\(stats.stderr)")
+        #expect(stats.stdout.contains("\"type\":\"stats\""))
+        #expect(stats.stdout.contains("\"limit\":\(64 << 20)"), "the memory limit reads back: \(stats.stdout.prefix(400))")
+        #expect(try env.runtime(["delete", id]).code == 0)
+        env.expectNoLeaks(id: id)
+    }
+
     @Test("delete of a created container kills it (it never ran anything)")
     func deleteCreated() throws {
         let env = try TestEnvironment()
