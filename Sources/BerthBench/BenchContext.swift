@@ -214,10 +214,10 @@ public struct BenchProfile: Codable, Sendable {
     public var pidsLimits: [Int]
     public var densityCounts: [Int]
 
-    public static let quick = BenchProfile(name: "quick", startupIterations: 60, syscallRounds: 5, syscallCalls: 50_000,
+    public static let quick = BenchProfile(name: "quick", startupIterations: 60, syscallRounds: 7, syscallCalls: 200_000,
                                            quotaSeconds: 1.5, cpuQuotas: [0.1, 0.25, 0.5, 1, 1.5], memoryLimitsMiB: [32, 64, 128],
                                            pidsLimits: [8, 32], densityCounts: [1, 10, 50])
-    public static let full = BenchProfile(name: "full", startupIterations: 300, syscallRounds: 15, syscallCalls: 200_000,
+    public static let full = BenchProfile(name: "full", startupIterations: 300, syscallRounds: 15, syscallCalls: 500_000,
                                           quotaSeconds: 5, cpuQuotas: [0.1, 0.25, 0.5, 1, 1.5], memoryLimitsMiB: [32, 64, 128, 256],
                                           pidsLimits: [8, 32, 128], densityCounts: [1, 10, 50, 100])
     /// For CI's end-to-end run: every scenario, a few iterations.
