@@ -64,4 +64,20 @@ struct BenchEndToEndTests {
         #expect(bad.code == 1)
         #expect(bad.stderr.contains("missing"))
     }
+
+    @Test("bad input: an unknown scenario, a directory without results.json; one message each, nothing written")
+    func badInput() throws {
+        let out = NSTemporaryDirectory() + "berth-bench-bad-\(getpid())"
+        let bench = try run(Package.binary("berth-bench"), ["--only", "startup,bogus", "--output", out])
+        #expect(bench.code != 0)
+        #expect(bench.stderr.contains("unknown scenario \"bogus\""), "\(bench.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out), "nothing written for a refused run")
+        let empty = NSTemporaryDirectory() + "berth-report-empty-\(getpid())"
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        let report = try run(Package.binary("berth"), ["report", empty])
+        #expect(report.code == 1)
+        #expect(report.stderr.contains(empty + "/results.json"), "\(report.stderr)")
+        #expect((try FileManager.default.contentsOfDirectory(atPath: empty)).isEmpty, "no report.md or index.html from nothing")
+    }
 }
