@@ -23,9 +23,18 @@ let package = Package(
         .target(name: "BerthSecurity", dependencies: ["BerthSys", "BerthOCI", "CBerthSeccomp"]),
         .target(name: "BerthOCI", dependencies: ["BerthSys"]),
         .target(name: "BerthCgroups", dependencies: ["BerthSys", "BerthOCI"]),
+        // C: libbpf (system library): load, attach and read berth's BPF programs.
+        .target(name: "CBerthProbes", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("bpf")]),
+        // The probes: bpf/*.bpf.c compiled by the plugin (clang -target bpf) and embedded.
+        .target(name: "BerthProbes", dependencies: ["BerthSys", "BerthSecurity", "CBerthProbes"],
+                exclude: ["bpf"], plugins: ["BerthBPFPlugin"]),
+        .executableTarget(name: "berth-bpf-embed", path: "Sources/berth-bpf-embed"),
+        .plugin(name: "BerthBPFPlugin", capability: .buildTool(), dependencies: ["berth-bpf-embed"]),
         .target(name: "BerthRuntime", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "CBerthLaunch"]),
+        // berth trace / berth top: containers of a runtime root seen through the probes.
+        .target(name: "BerthTrace", dependencies: ["BerthSys", "BerthRuntime", "BerthCgroups", "BerthProbes"]),
         .target(name: "BerthBench", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "CBerthLaunch"]),
-        .executableTarget(name: "berth", dependencies: ["BerthBench", "BerthSys", "CBerthLaunch"]),
+        .executableTarget(name: "berth", dependencies: ["BerthBench", "BerthTrace", "BerthProbes", "BerthRuntime", "BerthSys", "CBerthLaunch"]),
         .executableTarget(
             name: "berth-bench",
             dependencies: ["BerthBench", "BerthSys", "CBerthLaunch", .product(name: "ArgumentParser", package: "swift-argument-parser")]

@@ -196,12 +196,6 @@ public struct Spawned: Sendable {
     }
 }
 
-public func monotonicMilliseconds() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return Double(t.tv_sec) * 1000 + Double(t.tv_nsec) / 1_000_000
-}
-
 /// How long each scenario runs: quick for `make bench` (minutes on 2 cores), full for publishing.
 public struct BenchProfile: Codable, Sendable {
     public var name: String

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BerthSys
 
 /// Progress of the scenario running now: a bar with an ETA on a terminal,
 /// a plain line every 10% otherwise (CI logs stay readable).

@@ -280,3 +280,14 @@ extension String {
         return String(s)
     }
 }
+
+extension FSCgroupManager {
+    /// The v2 cgroup's id: what bpf_get_current_cgroup_id() returns for its
+    /// processes (the kernfs inode number of the directory). Nil without a v2 directory.
+    public func v2CgroupID() throws(BerthError) -> UInt64? {
+        guard let v2Directory else { return nil }
+        var st = stat()
+        guard stat(v2Directory, &st) == 0 else { throw .sys("stat cgroup", path: v2Directory) }
+        return UInt64(st.st_ino)
+    }
+}

@@ -32,6 +32,9 @@ public struct Runtime: Sendable {
     public let store: StateStore
     public let log: Logger
 
+    /// Where `berth-runtime` keeps state unless `--root` says otherwise.
+    public static let defaultRoot = "/run/berth-runtime"
+
     public init(root: String, log: Logger = Logger()) {
         store = StateStore(root: root)
         self.log = log
@@ -195,6 +198,7 @@ public struct Runtime: Sendable {
             guard let record = try store.load(id) else { throw BerthError("container \"\(id)\" is still being created") }
             let status = self.status(of: record)
             guard status == .created else { throw BerthError("cannot start container \"\(id)\" in state \(status.rawValue): it must be created") }
+            try awaitTracer(record)
             let fifo = store.fifoPath(id)
             let fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
             guard fd >= 0 else {
@@ -231,6 +235,7 @@ public struct Runtime: Sendable {
         // no exec fifo in this mode: the saved record already reads as running
         let running = record
         do throws(BerthError) {
+            try awaitTracer(record)
             try Launcher.send(launched.sync, BERTH_SYNC_START)
             try Launcher.awaitExec(launched)
         } catch {

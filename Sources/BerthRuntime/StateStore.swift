@@ -106,6 +106,10 @@ public struct StateStore: Sendable {
         ((try? Files.list(root)) ?? []).filter { !$0.hasPrefix(".") && Files.isDirectory(directory($0)) }
     }
 
+    /// Written by a tracer (`berth trace`) once its probes count the container's
+    /// cgroup: the tracer's pid. `start` waits for it when the container asks (Tracing).
+    public func tracerMarker(_ id: String) -> String { directory(id) + "/tracer" }
+
     /// The container's compiled filter (see ContainerRecord.seccompFilter).
     public func seccompFilter(_ id: String) -> String { directory(id) + "/seccomp.bpf" }
 

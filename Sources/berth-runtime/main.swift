@@ -43,7 +43,7 @@ func main() -> Never {
     if let format = globals.value("log-format"), Logger.Format(rawValue: format) == nil {
         fail("--log-format \"\(format)\": use text or json", logger)
     }
-    let runtime = Runtime(root: globals.value("root") ?? "/run/berth-runtime", log: logger)
+    let runtime = Runtime(root: globals.value("root") ?? Runtime.defaultRoot, log: logger)
     do {
         exit(try dispatch(command, runtime))
     } catch let error as BerthError {

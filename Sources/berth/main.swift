@@ -2,17 +2,29 @@
 import Glibc
 #endif
 import BerthBench
+import BerthProbes
+import BerthRuntime
 import BerthSys
+import BerthTrace
 import CBerthLaunch
 
-/// `berth`: the engine CLI. For now its report commands: regenerate a
-/// benchmark report from results.json, and compare two runs.
+/// `berth`: the engine CLI. For now: the probes (trace, top) over the containers
+/// of a berth-runtime root, and the benchmark reports.
 let usage = """
-usage: berth report [DIR]                 regenerate DIR/report.md and DIR/index.html from DIR/results.json
+usage: berth trace [--syscalls] [--exec] [--oom] [--runq] [--duration D] [--wait D] [--json] [--root DIR] CONTAINER…
+                                          trace containers with eBPF: syscall counts and latency, exec/exit/fork,
+                                          OOM kills, run-queue latency (all when none is named); D like 5, 2.5s, 500ms, 1m;
+                                          --wait: wait up to D for containers not created yet
+       berth top [--interval S] [--iterations N] [--json] [--root DIR]
+                                          live per-container CPU, memory, pids, syscalls/s, latency, run queue, OOM kills
+       berth report [DIR]                 regenerate DIR/report.md and DIR/index.html from DIR/results.json
                                           (DIR defaults to the newest reports/<timestamp>)
        berth report diff [--fail] A B     compare two runs (directories or results.json files); with --fail,
                                           exit 1 when B regressed beyond the noise
        berth --version
+
+DIR for trace and top is the berth-runtime state root (default \(Runtime.defaultRoot)). A container whose config has the
+annotation \(Tracing.waitAnnotation)=SECONDS is held at start until `berth trace` counts it: traced from its first instruction.
 """
 
 func fail(_ message: String, code: Int32 = 1) -> Never {
@@ -27,10 +39,76 @@ func newestReport() -> String? {
     return runs.last.map { dir + "/" + $0 }
 }
 
+/// "5", "2.5s", "500ms", "1m" → seconds.
+func seconds(_ text: String, option: String) -> Double {
+    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60)]
+    for (suffix, scale) in units where text.hasSuffix(suffix) {
+        if let v = Double(text.dropLast(suffix.count)), v > 0 { return v * scale }
+    }
+    if let v = Double(text), v > 0 { return v }
+    fail("\(option) \"\(text)\": give a positive duration like 5, 2.5s, 500ms or 1m", code: 2)
+}
+
+/// Options of trace and top: flags, `--name value` pairs, the rest positional.
+struct Arguments {
+    var flags: Set<String> = []
+    var values: [String: String] = [:]
+    var positional: [String] = []
+
+    init(_ args: [String], flags known: Set<String>, values takesValue: Set<String>) {
+        var i = 0
+        while i < args.count {
+            let a = args[i]
+            if a.hasPrefix("--"), let eq = a.firstIndex(of: "="), takesValue.contains(String(a[..<eq])) {
+                values[String(a[..<eq])] = String(a[a.index(after: eq)...])
+            } else if takesValue.contains(a) {
+                guard i + 1 < args.count else { fail("\(a) needs a value\n\(usage)", code: 2) }
+                values[a] = args[i + 1]
+                i += 1
+            } else if known.contains(a) {
+                flags.insert(a)
+            } else if a.hasPrefix("-") {
+                fail("unknown option \(a)\n\(usage)", code: 2)
+            } else {
+                positional.append(a)
+            }
+            i += 1
+        }
+    }
+}
+
 var args = Array(CommandLine.arguments.dropFirst())
 switch args.first {
 case "--version", "version":
-    print("berth 0.2.0")
+    print("berth 0.3.0")
+case "trace":
+    let a = Arguments(Array(args.dropFirst()), flags: ["--syscalls", "--exec", "--oom", "--runq", "--json"],
+                      values: ["--duration", "--wait", "--root"])
+    var options = Tracer.Options()
+    var probes: ProbeSet = []
+    if a.flags.contains("--syscalls") { probes.formUnion([.syscalls, .latency]) }
+    if a.flags.contains("--exec") { probes.insert(.exec) }
+    if a.flags.contains("--oom") { probes.insert(.oom) }
+    if a.flags.contains("--runq") { probes.insert(.runq) }
+    options.probes = probes.isEmpty ? .all : probes
+    options.duration = a.values["--duration"].map { seconds($0, option: "--duration") }
+    options.json = a.flags.contains("--json")
+    options.waitForContainers = a.values["--wait"].map { seconds($0, option: "--wait") }
+    guard !a.positional.isEmpty else { fail("trace: name at least one container\n\(usage)", code: 2) }
+    do {
+        try Tracer(runtime: Runtime(root: a.values["--root"] ?? Runtime.defaultRoot), options: options).run(a.positional)
+    } catch { fail("\(error)") }
+case "top":
+    let a = Arguments(Array(args.dropFirst()), flags: ["--json"], values: ["--interval", "--iterations", "--root"])
+    guard a.positional.isEmpty else { fail("top takes no arguments\n\(usage)", code: 2) }
+    var options = Top.Options()
+    if let i = a.values["--interval"] { options.interval = seconds(i, option: "--interval") }
+    if let n = a.values["--iterations"] {
+        guard let v = Int(n), v > 0 else { fail("--iterations \"\(n)\": give a positive number", code: 2) }
+        options.iterations = v + 1 // the first refresh only takes the baseline
+    }
+    if a.flags.contains("--json") { options.json = true }
+    do { try Top(runtime: Runtime(root: a.values["--root"] ?? Runtime.defaultRoot), options: options).run() } catch { fail("\(error)") }
 case "report":
     args.removeFirst()
     do {

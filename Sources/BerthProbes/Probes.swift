@@ -1,0 +1,178 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BerthSys
+import CBerthProbes
+
+/// What a probe set observes. Each part loads only the programs it needs, so a
+/// trace of exec events does not slow every syscall on the host.
+public struct ProbeSet: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// Syscall counts per syscall number.
+    public static let syscalls = ProbeSet(rawValue: UInt32(BERTH_TRACE_SYSCALLS))
+    /// Syscall latency (enter → exit) histograms; implies counts.
+    public static let latency = ProbeSet(rawValue: UInt32(BERTH_TRACE_LATENCY))
+    /// exec and exit events, fork and thread counts.
+    public static let exec = ProbeSet(rawValue: UInt32(BERTH_TRACE_EXEC))
+    /// OOM kills.
+    public static let oom = ProbeSet(rawValue: UInt32(BERTH_TRACE_OOM))
+    /// Run-queue latency (wakeup → running).
+    public static let runq = ProbeSet(rawValue: UInt32(BERTH_TRACE_RUNQ))
+    public static let all: ProbeSet = [.syscalls, .latency, .exec, .oom, .runq]
+
+    public var names: [String] {
+        [(ProbeSet.syscalls, "syscalls"), (.latency, "latency"), (.exec, "exec"), (.oom, "oom"), (.runq, "runq")]
+            .filter { contains($0.0) }.map(\.1)
+    }
+}
+
+/// A loaded and attached set of berth's BPF programs and their maps. Containers
+/// are tracked by cgroup v2 id; everything else returns at the first map lookup.
+/// Closing (or deinit) detaches and frees every program, link and map: nothing
+/// outlives the owner.
+public final class Probes {
+    public let probes: ProbeSet
+    let handle: OpaquePointer
+    let cpus: Int
+    private var slots: [UInt64: UInt32] = [:]
+    private var statsFD: Int32 = -1
+
+    /// Loads and attaches the programs `probes` needs. Errors name the program and
+    /// quote the verifier.
+    public init(_ probes: ProbeSet) throws(BerthError) {
+        let object = ProbeObject.bytes
+        var message = [CChar](repeating: 0, count: 2048)
+        var what = probes.rawValue
+        if probes.contains(.latency) { what |= ProbeSet.syscalls.rawValue }
+        self.probes = ProbeSet(rawValue: what)
+        guard let handle = object.withUnsafeBytes({ berth_probes_load($0.baseAddress, $0.count, what, &message, message.count) }) else {
+            throw BerthError(String(cString: message))
+        }
+        let rc = berth_probes_attach(handle, &message, message.count)
+        if rc != 0 {
+            berth_probes_destroy(handle)
+            throw BerthError(String(cString: message))
+        }
+        self.handle = handle
+        cpus = max(1, Int(berth_probes_possible_cpus()))
+    }
+
+    deinit {
+        berth_probes_destroy(handle)
+        if statsFD >= 0 { close(statsFD) }
+    }
+
+    /// Turns on the kernel's per-program run time accounting while this set lives
+    /// (BPF_ENABLE_STATS: it switches back off when the fd closes).
+    public func enableSelfCost() throws(BerthError) {
+        guard statsFD < 0 else { return }
+        let fd = berth_probes_enable_stats()
+        guard fd >= 0 else { throw BerthError.sys("enable BPF run-time statistics (BPF_ENABLE_STATS)", errno: -fd) }
+        statsFD = fd
+    }
+
+    /// Starts attributing the cgroup's processes; returns its slot.
+    @discardableResult
+    public func track(cgroupID: UInt64, _ what: ProbeSet? = nil) throws(BerthError) -> UInt32 {
+        if let slot = slots[cgroupID] { return slot }
+        let used = Set(slots.values)
+        guard let slot = (0..<UInt32(BERTH_MAX_SLOTS)).first(where: { !used.contains($0) }) else {
+            throw BerthError("track cgroup \(cgroupID): all \(BERTH_MAX_SLOTS) probe slots are in use")
+        }
+        try clearSlot(slot)
+        var key = cgroupID
+        var value = berth_tracked(slot: slot, flags: (what ?? probes).rawValue)
+        if bpf_map_update_elem(mapFD("tracked"), &key, &value, UInt64(BPF_ANY)) != 0 {
+            throw BerthError.sys("register cgroup id \(cgroupID) in the probes' tracked map")
+        }
+        slots[cgroupID] = slot
+        return slot
+    }
+
+    /// Stops attributing the cgroup (its counters stay readable until the slot is reused).
+    public func untrack(cgroupID: UInt64) {
+        var key = cgroupID
+        _ = bpf_map_delete_elem(mapFD("tracked"), &key)
+        slots[cgroupID] = nil
+    }
+
+    public func slot(of cgroupID: UInt64) -> UInt32? { slots[cgroupID] }
+
+    func mapFD(_ name: String) -> Int32 { berth_probes_map_fd(handle, name) }
+
+    /// Reads one element of a per-CPU array or hash map and sums the CPUs.
+    func readPerCPU<Key, Value>(_ map: String, key: Key, as: Value.Type, sum: (inout Value, Value) -> Void) -> Value? {
+        let stride = (MemoryLayout<Value>.size + 7) & ~7
+        var buffer = [UInt8](repeating: 0, count: stride * cpus)
+        var key = key
+        let ok = buffer.withUnsafeMutableBytes { bpf_map_lookup_elem(mapFD(map), &key, $0.baseAddress) == 0 }
+        guard ok else { return nil }
+        return buffer.withUnsafeBytes { raw in
+            var total = raw.loadUnaligned(fromByteOffset: 0, as: Value.self)
+            for cpu in 1..<max(cpus, 1) where cpus > 1 {
+                sum(&total, raw.loadUnaligned(fromByteOffset: cpu * stride, as: Value.self))
+            }
+            return total
+        }
+    }
+
+    /// Zeroes a slot's syscall counts, counters and run-queue histogram before reuse.
+    private func clearSlot(_ slot: UInt32) throws(BerthError) {
+        let zero = [UInt8](repeating: 0, count: MemoryLayout<berth_counters>.stride * cpus)
+        func clear(_ map: String, _ index: UInt32) {
+            var key = index
+            zero.withUnsafeBytes { _ = bpf_map_update_elem(mapFD(map), &key, $0.baseAddress, UInt64(BPF_ANY)) }
+        }
+        for nr in 0..<UInt32(BERTH_MAX_SYSCALLS) { clear("syscalls", slot * UInt32(BERTH_MAX_SYSCALLS) + nr) }
+        for b in 0..<UInt32(BERTH_HIST_BUCKETS) { clear("runq_hist", slot * UInt32(BERTH_HIST_BUCKETS) + b) }
+        clear("counters", slot)
+        let histFD = mapFD("syscall_hist")
+        var key = berth_hist_key(), next = berth_hist_key()
+        var stale: [berth_hist_key] = []
+        var first = true
+        while (first ? bpf_map_get_next_key(histFD, nil, &next) : bpf_map_get_next_key(histFD, &key, &next)) == 0 {
+            first = false
+            if next.slot == slot { stale.append(next) }
+            key = next
+        }
+        for var k in stale { _ = bpf_map_delete_elem(histFD, &k) }
+    }
+
+    /// Waits up to `timeout` milliseconds for events and hands each to `handler`.
+    public func poll(timeout: Int32, _ handler: (ProbeEvent) -> Void) throws(BerthError) {
+        try withoutActuallyEscaping(handler) { (escapable) throws(BerthError) in
+            var box = EventSink(handler: escapable)
+            let rc = withUnsafeMutablePointer(to: &box) { pointer in
+                berth_probes_poll(handle, timeout, { context, event in
+                    guard let context, let event else { return 0 }
+                    context.assumingMemoryBound(to: EventSink.self).pointee.handler(ProbeEvent(event.pointee))
+                    return 0
+                }, pointer)
+            }
+            if rc < 0 { throw BerthError.sys("read the probes' ring buffer", errno: -rc) }
+        }
+    }
+
+    /// BPF run time and run count per loaded program (non-zero once enableSelfCost is on).
+    public func selfCost() -> [ProgramCost] {
+        (0..<berth_probes_program_count(handle)).compactMap { index in
+            var time: UInt64 = 0, count: UInt64 = 0
+            guard berth_probes_program_stats(handle, index, &time, &count) == 0,
+                  let name = berth_probes_program_name(handle, index) else { return nil }
+            return ProgramCost(program: String(cString: name), runTimeNanoseconds: time, runCount: count)
+        }
+    }
+}
+
+private struct EventSink {
+    let handler: (ProbeEvent) -> Void
+}
+
+/// One program's self-cost as the kernel accounts it.
+public struct ProgramCost: Sendable, Codable, Equatable {
+    public var program: String
+    public var runTimeNanoseconds: UInt64
+    public var runCount: UInt64
+    public var nanosecondsPerRun: Double { runCount == 0 ? 0 : Double(runTimeNanoseconds) / Double(runCount) }
+}

@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * berth's probes: per-container syscall counts and latency, exec / exit / fork,
+ * OOM kills and run-queue latency. A container is known by its cgroup v2 id
+ * (bpf_get_current_cgroup_id); the runtime registers that id in `tracked`
+ * before the container's first instruction, and every program returns at once
+ * for anything else, so untracked processes pay as little as possible.
+ */
+#include "berth_kernel_types.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "berth_probes_abi.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, BERTH_MAX_SLOTS);
+    __type(key, u64);
+    __type(value, struct berth_tracked);
+} tracked SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, BERTH_MAX_SLOTS * BERTH_MAX_SYSCALLS);
+    __type(key, u32);
+    __type(value, struct berth_syscall_stat);
+} syscalls SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+    __uint(max_entries, 4096);
+    __type(key, struct berth_hist_key);
+    __type(value, struct berth_hist);
+} syscall_hist SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, BERTH_MAX_SLOTS * BERTH_HIST_BUCKETS);
+    __type(key, u32);
+    __type(value, u64);
+} runq_hist SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, BERTH_MAX_SLOTS + 1);
+    __type(key, u32);
+    __type(value, struct berth_counters);
+} counters SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 256 * 1024);
+} events SEC(".maps");
+
+/* Per thread: the open syscall (enter time, number) and the last wakeup. Task
+ * storage, not a hash keyed by tid: it lives and dies with the task, and a thread
+ * without any costs one pointer test. Only threads of tracked cgroups get one. */
+struct task_info {
+    u64 sys_start;
+    u64 wakeup;
+    u32 nr;
+    u32 slot;
+    u32 flags;
+    u32 pad;
+};
+struct {
+    __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, int);
+    __type(value, struct task_info);
+} task_info SEC(".maps");
+
+static __always_inline struct berth_tracked *current_tracked(void)
+{
+    u64 id = bpf_get_current_cgroup_id();
+    return bpf_map_lookup_elem(&tracked, &id);
+}
+
+static __always_inline u64 cgroup_id_of(struct task_struct *task)
+{
+    return BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+}
+
+static __always_inline u32 log2_bucket(u64 v)
+{
+    u32 r = 0;
+    if (v >= (1ULL << 32)) { v >>= 32; r += 32; }
+    if (v >= (1ULL << 16)) { v >>= 16; r += 16; }
+    if (v >= (1ULL << 8)) { v >>= 8; r += 8; }
+    if (v >= (1ULL << 4)) { v >>= 4; r += 4; }
+    if (v >= (1ULL << 2)) { v >>= 2; r += 2; }
+    if (v >= (1ULL << 1)) { r += 1; }
+    return r < BERTH_HIST_BUCKETS ? r : BERTH_HIST_BUCKETS - 1;
+}
+
+static __always_inline struct berth_counters *counters_of(u32 slot)
+{
+    return bpf_map_lookup_elem(&counters, &slot);
+}
+
+static __always_inline struct berth_event *reserve_event(u32 slot)
+{
+    struct berth_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+    if (!e) {
+        struct berth_counters *c = counters_of(slot);
+        if (c)
+            c->lost_events++;
+    }
+    return e;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(berth_sys_enter, struct pt_regs *regs, long nr)
+{
+    struct berth_tracked *t = current_tracked();
+    if (!t)
+        return 0;
+    u32 slot = t->slot;
+    if (slot >= BERTH_MAX_SLOTS || nr < 0 || nr >= BERTH_MAX_SYSCALLS)
+        return 0;
+    u32 index = slot * BERTH_MAX_SYSCALLS + (u32)nr;
+    struct berth_syscall_stat *s = bpf_map_lookup_elem(&syscalls, &index);
+    if (s)
+        s->count++;
+    if (t->flags & BERTH_TRACE_LATENCY) {
+        struct task_info *ti = bpf_task_storage_get(&task_info, bpf_get_current_task_btf(), 0,
+                                                    BPF_LOCAL_STORAGE_GET_F_CREATE);
+        if (ti) {
+            ti->nr = (u32)nr;
+            ti->slot = slot;
+            ti->flags = t->flags;
+            ti->sys_start = bpf_ktime_get_ns();
+        }
+    }
+    return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(berth_sys_exit, struct pt_regs *regs, long ret)
+{
+    struct task_info *ti = bpf_task_storage_get(&task_info, bpf_get_current_task_btf(), 0, 0);
+    if (!ti || !ti->sys_start)
+        return 0;
+    u64 delta = bpf_ktime_get_ns() - ti->sys_start;
+    ti->sys_start = 0;
+    u32 slot = ti->slot, nr = ti->nr;
+    if (slot >= BERTH_MAX_SLOTS || nr >= BERTH_MAX_SYSCALLS)
+        return 0;
+    u32 index = slot * BERTH_MAX_SYSCALLS + nr;
+    struct berth_syscall_stat *s = bpf_map_lookup_elem(&syscalls, &index);
+    if (s) {
+        s->total_ns += delta;
+        s->timed++;
+    }
+    struct berth_hist_key key = { .slot = slot, .nr = nr };
+    struct berth_hist *h = bpf_map_lookup_elem(&syscall_hist, &key);
+    if (!h) {
+        static const struct berth_hist zero;
+        bpf_map_update_elem(&syscall_hist, &key, &zero, BPF_NOEXIST);
+        h = bpf_map_lookup_elem(&syscall_hist, &key);
+        if (!h)
+            return 0;
+    }
+    u32 b = log2_bucket(delta);
+    if (b < BERTH_HIST_BUCKETS)
+        h->buckets[b]++;
+    return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(berth_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+    struct berth_tracked *t = current_tracked();
+    if (!t || !(t->flags & BERTH_TRACE_EXEC))
+        return 0;
+    u32 slot = t->slot;
+    struct berth_counters *c = counters_of(slot);
+    if (c)
+        c->execs++;
+    struct berth_event *e = reserve_event(slot);
+    if (!e)
+        return 0;
+    e->kind = BERTH_EVENT_EXEC;
+    e->slot = slot;
+    e->cgroup_id = bpf_get_current_cgroup_id();
+    e->timestamp_ns = bpf_ktime_get_ns();
+    e->pid = BPF_CORE_READ(p, tgid);
+    e->ppid = BPF_CORE_READ(p, real_parent, tgid);
+    e->exit_status = 0;
+    bpf_get_current_comm(e->comm, sizeof(e->comm));
+    e->total_vm = e->anon_rss = e->file_rss = e->shmem_rss = e->memcg_usage = 0;
+    bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
+    unsigned long start = BPF_CORE_READ(p, mm, arg_start);
+    unsigned long end = BPF_CORE_READ(p, mm, arg_end);
+    u32 len = end > start ? (u32)(end - start) : 0;
+    if (len > BERTH_ARGS_LEN)
+        len = BERTH_ARGS_LEN;
+    long rc = len >= BERTH_ARGS_LEN
+        ? bpf_probe_read_user(e->args, BERTH_ARGS_LEN, (void *)start)
+        : bpf_probe_read_user(e->args, len & (BERTH_ARGS_LEN - 1), (void *)start);
+    e->args_len = rc == 0 ? len : 0;
+    bpf_ringbuf_submit(e, 0);
+    return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(berth_exit, struct task_struct *p)
+{
+    struct berth_tracked *t = current_tracked();
+    if (!t || !(t->flags & BERTH_TRACE_EXEC))
+        return 0;
+    /* One event per process: the thread-group leader's exit. */
+    if (BPF_CORE_READ(p, pid) != BPF_CORE_READ(p, tgid))
+        return 0;
+    u32 slot = t->slot;
+    struct berth_counters *c = counters_of(slot);
+    if (c)
+        c->exits++;
+    struct berth_event *e = reserve_event(slot);
+    if (!e)
+        return 0;
+    __builtin_memset(e, 0, sizeof(*e));
+    e->kind = BERTH_EVENT_EXIT;
+    e->slot = slot;
+    e->cgroup_id = bpf_get_current_cgroup_id();
+    e->timestamp_ns = bpf_ktime_get_ns();
+    e->pid = BPF_CORE_READ(p, tgid);
+    e->ppid = BPF_CORE_READ(p, real_parent, tgid);
+    e->exit_status = BPF_CORE_READ(p, exit_code);
+    bpf_get_current_comm(e->comm, sizeof(e->comm));
+    bpf_ringbuf_submit(e, 0);
+    return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(berth_fork, struct task_struct *parent, struct task_struct *child)
+{
+    struct berth_tracked *t = current_tracked();
+    if (!t)
+        return 0;
+    struct berth_counters *c = counters_of(t->slot);
+    if (!c)
+        return 0;
+    if (BPF_CORE_READ(child, pid) == BPF_CORE_READ(child, tgid))
+        c->forks++;
+    else
+        c->threads++;
+    return 0;
+}
+
+/* The victim is chosen and marked here, in the context of the task whose charge
+ * failed; the victim's own cgroup is read from its task so the event names it even
+ * when the cgroup is removed right after. */
+SEC("tp_btf/mark_victim")
+int BPF_PROG(berth_oom, struct task_struct *victim, uid_t uid)
+{
+    u64 id = cgroup_id_of(victim);
+    struct berth_tracked *t = bpf_map_lookup_elem(&tracked, &id);
+    if (!t || !(t->flags & BERTH_TRACE_OOM))
+        return 0;
+    u32 slot = t->slot;
+    struct berth_counters *c = counters_of(slot);
+    if (c)
+        c->oom_kills++;
+    struct berth_event *e = reserve_event(slot);
+    if (!e)
+        return 0;
+    __builtin_memset(e, 0, sizeof(*e));
+    e->kind = BERTH_EVENT_OOM;
+    e->slot = slot;
+    e->cgroup_id = id;
+    e->timestamp_ns = bpf_ktime_get_ns();
+    e->pid = BPF_CORE_READ(victim, tgid);
+    e->ppid = BPF_CORE_READ(victim, real_parent, tgid);
+    BPF_CORE_READ_STR_INTO(&e->comm, victim, comm);
+    struct mm_struct *mm = BPF_CORE_READ(victim, mm);
+    if (mm) {
+        e->total_vm = BPF_CORE_READ(mm, total_vm);
+        e->file_rss = BPF_CORE_READ(mm, rss_stat[MM_FILEPAGES].count);
+        e->anon_rss = BPF_CORE_READ(mm, rss_stat[MM_ANONPAGES].count);
+        e->shmem_rss = BPF_CORE_READ(mm, rss_stat[MM_SHMEMPAGES].count);
+    }
+    int memory = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+    if (memory >= 0 && memory < 16) {
+        struct cgroup_subsys_state *css = BPF_CORE_READ(victim, cgroups, subsys[memory]);
+        if (css)
+            e->memcg_usage = BPF_CORE_READ((struct mem_cgroup *)css, memory.usage.counter);
+    }
+    bpf_ringbuf_submit(e, 0);
+    return 0;
+}
+
+/* Run-queue latency: wakeup (or preemption) stamps the task, the switch that runs
+ * it measures. The switch is the hottest tracepoint there is: it tests task storage,
+ * which only tracked tasks have, and looks no cgroup up. */
+static __always_inline void stamp_wakeup(struct task_struct *p)
+{
+    u64 id = cgroup_id_of(p);
+    struct berth_tracked *t = bpf_map_lookup_elem(&tracked, &id);
+    if (!t || !(t->flags & BERTH_TRACE_RUNQ))
+        return;
+    struct task_info *ti = bpf_task_storage_get(&task_info, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (ti) {
+        ti->slot = t->slot;
+        ti->flags = t->flags;
+        ti->wakeup = bpf_ktime_get_ns();
+    }
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(berth_wakeup, struct task_struct *p)
+{
+    stamp_wakeup(p);
+    return 0;
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(berth_wakeup_new, struct task_struct *p)
+{
+    stamp_wakeup(p);
+    return 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(berth_switch, bool preempt, struct task_struct *prev, struct task_struct *next,
+             unsigned int prev_state)
+{
+    /* A preempted task goes straight back on the run queue. */
+    if (prev_state == 0) {
+        struct task_info *pi = bpf_task_storage_get(&task_info, prev, 0, 0);
+        if (pi && (pi->flags & BERTH_TRACE_RUNQ))
+            pi->wakeup = bpf_ktime_get_ns();
+    }
+    struct task_info *ti = bpf_task_storage_get(&task_info, next, 0, 0);
+    if (!ti || !ti->wakeup)
+        return 0;
+    u64 delta = bpf_ktime_get_ns() - ti->wakeup;
+    ti->wakeup = 0;
+    u32 slot = ti->slot;
+    if (slot >= BERTH_MAX_SLOTS)
+        return 0;
+    u32 index = slot * BERTH_HIST_BUCKETS + log2_bucket(delta);
+    u64 *bucket = bpf_map_lookup_elem(&runq_hist, &index);
+    if (bucket)
+        (*bucket)++;
+    struct berth_counters *c = counters_of(slot);
+    if (c) {
+        c->runq_waits++;
+        c->runq_total_ns += delta;
+    }
+    return 0;
+}
