@@ -45,6 +45,7 @@ let package = Package(
         ),
         .testTarget(name: "BerthOCITests", dependencies: ["BerthOCI"]),
         .testTarget(name: "BerthCgroupsTests", dependencies: ["BerthCgroups", "BerthOCI"]),
+        .testTarget(name: "BerthProbesTests", dependencies: ["BerthProbes", "BerthSecurity"]),
         .testTarget(name: "BerthBenchTests", dependencies: ["BerthBench", "BerthSys"]),
         .testTarget(name: "BerthIntegrationTests", dependencies: ["BerthRuntime", "BerthCgroups", "BerthOCI", "BerthSecurity", "BerthBench", "berth-runtime", "berth-bench", "berth"]),
     ],

@@ -47,15 +47,29 @@ public final class Probes {
         if probes.contains(.latency) { what |= ProbeSet.syscalls.rawValue }
         self.probes = ProbeSet(rawValue: what)
         guard let handle = object.withUnsafeBytes({ berth_probes_load($0.baseAddress, $0.count, what, &message, message.count) }) else {
-            throw BerthError(String(cString: message))
+            throw BerthError(Probes.text(message))
         }
         let rc = berth_probes_attach(handle, &message, message.count)
         if rc != 0 {
             berth_probes_destroy(handle)
-            throw BerthError(String(cString: message))
+            throw BerthError(Probes.text(message))
         }
         self.handle = handle
         cpus = max(1, Int(berth_probes_possible_cpus()))
+    }
+
+    static func text(_ chars: [CChar]) -> String {
+        String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Kernel ids of this set's programs and maps (`bpftool prog show id N`).
+    public var kernelIDs: (programs: [UInt32], maps: [UInt32]) {
+        func ids(_ maps: Int32) -> [UInt32] {
+            var buffer = [UInt32](repeating: 0, count: 64)
+            let n = berth_probes_kernel_ids(handle, maps, &buffer, 64)
+            return Array(buffer.prefix(Int(max(n, 0))))
+        }
+        return (ids(0), ids(1))
     }
 
     deinit {
@@ -102,7 +116,7 @@ public final class Probes {
     func mapFD(_ name: String) -> Int32 { berth_probes_map_fd(handle, name) }
 
     /// Reads one element of a per-CPU array or hash map and sums the CPUs.
-    func readPerCPU<Key, Value>(_ map: String, key: Key, as: Value.Type, sum: (inout Value, Value) -> Void) -> Value? {
+    func readPerCPU<Key: BitwiseCopyable, Value: BitwiseCopyable>(_ map: String, key: Key, as: Value.Type, sum: (inout Value, Value) -> Void) -> Value? {
         let stride = (MemoryLayout<Value>.size + 7) & ~7
         var buffer = [UInt8](repeating: 0, count: stride * cpus)
         var key = key
@@ -160,7 +174,9 @@ public final class Probes {
             var time: UInt64 = 0, count: UInt64 = 0
             guard berth_probes_program_stats(handle, index, &time, &count) == 0,
                   let name = berth_probes_program_name(handle, index) else { return nil }
-            return ProgramCost(program: String(cString: name), runTimeNanoseconds: time, runCount: count)
+            let length = strlen(name)
+            let program = String(decoding: UnsafeRawBufferPointer(start: name, count: length), as: UTF8.self)
+            return ProgramCost(program: program, runTimeNanoseconds: time, runCount: count)
         }
     }
 }

@@ -97,7 +97,8 @@ public struct Tracer {
                                       cpuThrottledPeriods: after.cpu.throttling.throttledPeriods - min(after.cpu.throttling.throttledPeriods, before[t.id]?.cpu.throttling.throttledPeriods ?? 0),
                                       events: events.filter { $0.container == t.id }.count)
             },
-            selfCost: probes.selfCost())
+            selfCost: probes.selfCost(),
+            programIDs: probes.kernelIDs.programs, mapIDs: probes.kernelIDs.maps)
         output(options.json ? summary.jsonLine : summary.text)
         return summary
     }
@@ -144,6 +145,9 @@ public struct TraceSummary: Sendable, Codable {
     public var seconds: Double
     public var containers: [ContainerTrace]
     public var selfCost: [ProgramCost]
+    /// The kernel ids of the trace's programs and maps: all gone once it exits.
+    public var programIDs: [UInt32]
+    public var mapIDs: [UInt32]
 
     var jsonLine: String { JSON.line(self) }
 

@@ -204,6 +204,33 @@ int berth_probes_program_stats(struct berth_probes *p, int index, uint64_t *run_
     return 0;
 }
 
+int berth_probes_kernel_ids(struct berth_probes *p, int maps, uint32_t *ids, int max)
+{
+    int n = 0;
+    if (maps) {
+        struct bpf_map *map;
+        bpf_object__for_each_map(map, p->object) {
+            struct bpf_map_info info;
+            uint32_t len = sizeof(info);
+            memset(&info, 0, sizeof(info));
+            if (n < max && bpf_obj_get_info_by_fd(bpf_map__fd(map), &info, &len) == 0)
+                ids[n++] = info.id;
+        }
+    } else {
+        struct bpf_program *prog;
+        bpf_object__for_each_program(prog, p->object) {
+            if (!bpf_program__autoload(prog))
+                continue;
+            struct bpf_prog_info info;
+            uint32_t len = sizeof(info);
+            memset(&info, 0, sizeof(info));
+            if (n < max && bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0)
+                ids[n++] = info.id;
+        }
+    }
+    return n;
+}
+
 void berth_probes_destroy(struct berth_probes *p)
 {
     if (!p)

@@ -18,6 +18,9 @@ enum Host {
         (try? run("/usr/bin/unshare", ["--mount", "--pid", "--fork", "/bin/true"]))?.code == 0
     }()
 
+    /// The kernel describes itself in BTF: the CO-RE probes can load.
+    static let hasBTF = FileManager.default.fileExists(atPath: "/sys/kernel/btf/vmlinux")
+
     static let reason: Comment = "needs root on a kernel that allows mount and pid namespaces and a writable cgroupfs"
 }
 

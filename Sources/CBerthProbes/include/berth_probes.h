@@ -32,6 +32,10 @@ const char *berth_probes_program_name(struct berth_probes *p, int index);
 /* run_time_ns and run_cnt of a program (counted while BPF stats are enabled). */
 int berth_probes_program_stats(struct berth_probes *p, int index, uint64_t *run_time_ns, uint64_t *run_count);
 
+/* Kernel ids of the loaded programs (maps == 0) or of the maps (maps == 1): up to
+ * max into ids; returns how many. For checking that nothing outlives the set. */
+int berth_probes_kernel_ids(struct berth_probes *p, int maps, uint32_t *ids, int max);
+
 /* Detaches and unloads everything: programs, links, maps. */
 void berth_probes_destroy(struct berth_probes *p);
 
