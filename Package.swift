@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "BerthRuntime", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "CBerthLaunch"]),
         // berth trace / berth top: containers of a runtime root seen through the probes.
         .target(name: "BerthTrace", dependencies: ["BerthSys", "BerthRuntime", "BerthCgroups", "BerthProbes"]),
-        .target(name: "BerthBench", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "CBerthLaunch"]),
+        .target(name: "BerthBench", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "BerthRuntime", "BerthProbes", "CBerthLaunch"]),
         .executableTarget(name: "berth", dependencies: ["BerthBench", "BerthTrace", "BerthProbes", "BerthRuntime", "BerthSys", "CBerthLaunch"]),
         .executableTarget(
             name: "berth-bench",
@@ -46,7 +46,7 @@ let package = Package(
         .testTarget(name: "BerthOCITests", dependencies: ["BerthOCI"]),
         .testTarget(name: "BerthCgroupsTests", dependencies: ["BerthCgroups", "BerthOCI"]),
         .testTarget(name: "BerthProbesTests", dependencies: ["BerthProbes", "BerthSecurity"]),
-        .testTarget(name: "BerthBenchTests", dependencies: ["BerthBench", "BerthSys"]),
+        .testTarget(name: "BerthBenchTests", dependencies: ["BerthBench", "BerthProbes", "BerthSys"]),
         .testTarget(name: "BerthIntegrationTests", dependencies: ["BerthRuntime", "BerthCgroups", "BerthOCI", "BerthSecurity", "BerthBench", "berth-runtime", "berth-bench", "berth"]),
     ],
     swiftLanguageModes: [.v6]

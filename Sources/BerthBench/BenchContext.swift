@@ -60,8 +60,8 @@ public struct BenchContext: Sendable {
     }
 
     /// berth-runtime --root <state> ARGS…, with its output.
-    public func berth(_ args: [String], env: [String] = []) -> Spawned {
-        Spawned.run(berthBinary, [berthBinary, "--root", stateRoot] + args, env: env)
+    public func berth(_ args: [String], env: [String] = [], whileRunning: (pid_t) -> Void = { _ in }) -> Spawned {
+        Spawned.run(berthBinary, [berthBinary, "--root", stateRoot] + args, env: env, whileRunning: whileRunning)
     }
 
     /// The runtimes remove their container's cgroup; the shared parent is ours to remove,
@@ -181,13 +181,16 @@ public struct Spawned: Sendable {
     }
 
     /// Spawns and waits; with `capture` false the output goes to /dev/null (startup timing).
-    public static func run(_ path: String, _ args: [String], env: [String] = [], mntns: Int32 = -1, capture: Bool = true) -> Spawned {
+    /// `whileRunning` gets the child's pid before the wait (to watch or attach to it).
+    public static func run(_ path: String, _ args: [String], env: [String] = [], mntns: Int32 = -1, capture: Bool = true,
+                           whileRunning: (pid_t) -> Void = { _ in }) -> Spawned {
         let (fd, file) = capture ? outputFile() : (-1, "")
         defer { if fd >= 0 { close(fd); unlink(file) } }
         let argv = CStringArray(args), envp = CStringArray([defaultPathEnv] + env)
         let start = monotonicMilliseconds()
         let pid = berth_spawn(path, argv.pointers, envp.pointers, mntns, fd)
         guard pid > 0 else { return Spawned(status: 127 << 8, output: "spawn \(path): \(Errno.describe(-pid))", elapsed: 0) }
+        whileRunning(pid)
         var status: Int32 = 0
         berth_wait_pid(pid, &status)
         let elapsed = monotonicMilliseconds() - start

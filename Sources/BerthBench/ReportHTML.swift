@@ -9,8 +9,9 @@ extension BenchResults {
         if !t.isEmpty {
             body += "<h2>Targets</h2><table><tr><th>target</th><th>ratio</th><th>limit</th><th>measured</th><th>95% CI</th><th></th></tr>"
             for x in t {
-                body += "<tr><td>\(SVG.escape(x.what))</td><td><code>\(SVG.escape(x.ratio))</code></td><td>≤ \(f(x.limit))</td><td>\(f(x.value!.value, 3))</td>"
-                body += "<td>\(f(x.value!.low, 3)) – \(f(x.value!.high, 3))</td><td class=\"\(x.met! ? "met" : "missed")\">\(x.met! ? "met" : "not met")</td></tr>"
+                let c = x.cells
+                body += "<tr><td>\(SVG.escape(x.what))</td><td><code>\(SVG.escape(c[0]))</code></td>" + c[1...3].map { "<td>\(SVG.escape($0))</td>" }.joined()
+                body += "<td class=\"\(x.met! ? "met" : "missed")\">\(c[4])</td></tr>"
             }
             body += "</table>"
         }
@@ -39,6 +40,12 @@ extension BenchResults {
                 body += SVG.bars(title: op, unit: "ns per call", rows: rows, colors: SVG.palette)
             }
             body += "</div>"
+            if let d = y.differences, !d.isEmpty {
+                let rows = d.sorted { $0.key < $1.key }.flatMap { k, per in
+                    ["getpid", "read", "write"].compactMap { op in per[op].map { (name: "\(op): \(k)", value: $0.value) } }
+                }
+                body += SVG.bars(title: "What the eBPF probes add per call (ns, paired per round)", unit: "ns per call", rows: rows, colors: SVG.palette)
+            }
             body += tableHTML(markdownTable(syscallMarkdown(y)))
         }
         if let q = quota {

@@ -4,7 +4,16 @@ public struct Target: Sendable {
     public var ratio: String
     public var limit: Double
     public var value: Ratio?
+    /// "" for a ratio; " ns" for a difference in nanoseconds.
+    public var unit = ""
     public var met: Bool? { value.map { $0.value <= limit } }
+
+    /// The cells after the name: ratio, limit, measured, CI, verdict.
+    var cells: [String] {
+        guard let v = value, let met else { return [] }
+        let digits = unit.isEmpty ? 3 : 1
+        return [ratio, "≤ \(f(limit))\(unit)", f(v.value, digits) + unit, "\(f(v.low, digits)) – \(f(v.high, digits))", met ? "met" : "not met"]
+    }
 }
 
 extension BenchResults {
@@ -23,6 +32,10 @@ extension BenchResults {
                 out.append(Target(what: "\(op): container (no seccomp) vs host", ratio: "container / host",
                                   limit: 1.02, value: y.ratios["container / host"]?[op]))
             }
+            out.append(Target(what: "getpid: probes attached, untracked host process", ratio: "host + probes − host",
+                              limit: 120, value: y.differences?["host + probes − host"]?["getpid"], unit: " ns"))
+            out.append(Target(what: "getpid: probes attached, tracked container (counts + latency)", ratio: "container + probes − container",
+                              limit: 250, value: y.differences?["container + probes − container"]?["getpid"], unit: " ns"))
         }
         return out
     }
@@ -37,7 +50,9 @@ extension BenchResults {
         if !t.isEmpty {
             md += "## Targets\n\n| target | ratio | limit | measured | 95% CI | |\n|---|---|---:|---:|---|---|\n"
             for x in t {
-                md += "| \(x.what) | \(x.ratio) | ≤ \(f(x.limit)) | \(f(x.value!.value, 3)) | \(f(x.value!.low, 3)) – \(f(x.value!.high, 3)) | \(x.met! ? "met" : "**not met**") |\n"
+                var cells = x.cells
+                if x.met == false { cells[4] = "**not met**" }
+                md += "| \(x.what) | " + cells.joined(separator: " | ") + " |\n"
             }
             md += "\n"
         }
@@ -85,6 +100,22 @@ extension BenchResults {
             md += "\n| ratio (paired per round) | " + y.operations.joined(separator: " | ") + " |\n|---|" + y.operations.map { _ in "---:|" }.joined() + "\n"
             for (k, per) in y.ratios.sorted(by: { $0.key < $1.key }) {
                 md += "| \(k) | " + y.operations.map { op in per[op].map { f($0.value, 3) } ?? "–" }.joined(separator: " | ") + " |\n"
+            }
+        }
+        if let d = y.differences, !d.isEmpty {
+            md += "\nWhat berth's eBPF probes add per call (paired per round, ns; the probes are attached only for the `+` variants, "
+            md += "the host process is not tracked, the container is tracked with syscall counts and latency histograms; "
+            md += "`host + empty programs` is the floor: empty programs on sys_enter and sys_exit, what any syscall tracer pays on this kernel):\n\n"
+            md += "| difference | " + y.operations.joined(separator: " | ") + " |\n|---|" + y.operations.map { _ in "---:|" }.joined() + "\n"
+            for (k, per) in d.sorted(by: { $0.key < $1.key }) {
+                md += "| \(k) | " + y.operations.map { op in per[op].map { "\(f($0.value, 1)) [\(f($0.low, 1)), \(f($0.high, 1))]" } ?? "–" }.joined(separator: " | ") + " |\n"
+            }
+        }
+        if let cost = y.probeSelfCost, !cost.isEmpty {
+            md += "\nProbe self-cost over one tracked run (kernel BPF statistics; every syscall on the machine runs the syscall programs):\n\n"
+            md += "| program | runs | ns per run | total ms |\n|---|---:|---:|---:|\n"
+            for c in cost where c.runCount > 0 {
+                md += "| \(c.program) | \(c.runCount) | \(f(c.nanosecondsPerRun, 1)) | \(f(Double(c.runTimeNanoseconds) / 1e6, 3)) |\n"
             }
         }
         if !y.notes.isEmpty { md += "\nNotes:\n" + y.notes.map { "- \($0)\n" }.joined() }

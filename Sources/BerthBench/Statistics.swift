@@ -46,9 +46,18 @@ public enum Statistics {
     /// iteration share the machine's state) with a percentile-bootstrap 95% CI.
     /// Deterministic: a fixed-seed generator, so a report can be regenerated.
     public static func pairedRatio(_ a: [Double], _ b: [Double], resamples: Int = 2000, seed: UInt64 = 0x5EED) -> Ratio {
+        paired(a, b, resamples: resamples, seed: seed, combine: /)
+    }
+
+    /// The median of per-pair differences a[i] − b[i], with a bootstrap 95% CI.
+    public static func pairedDifference(_ a: [Double], _ b: [Double], resamples: Int = 2000, seed: UInt64 = 0x5EED) -> Ratio {
+        paired(a, b, resamples: resamples, seed: seed, combine: -)
+    }
+
+    static func paired(_ a: [Double], _ b: [Double], resamples: Int, seed: UInt64, combine: (Double, Double) -> Double) -> Ratio {
         let n = Swift.min(a.count, b.count)
         guard n > 0 else { return Ratio(value: 0, low: 0, high: 0) }
-        let ratios = (0..<n).map { a[$0] / b[$0] }
+        let ratios = (0..<n).map { combine(a[$0], b[$0]) }
         var rng = SplitMix64(seed: seed)
         var medians: [Double] = []
         medians.reserveCapacity(resamples)

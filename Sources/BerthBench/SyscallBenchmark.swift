@@ -4,6 +4,8 @@ import Glibc
 import BerthOCI
 import BerthSecurity
 import BerthSys
+import BerthProbes
+import BerthRuntime
 
 /// What a syscall costs inside a container: the static helper times getpid,
 /// read, write, open+close, stat, mmap+munmap and clock_gettime (vDSO, no
@@ -15,42 +17,100 @@ public struct SyscallBenchmark {
 
     public init(context: BenchContext) { self.context = context }
 
-    /// The contenders: the host, then a container with each toggle.
-    func variants() -> [(name: String, adjust: ((inout Spec) -> Void)?)] {
-        [
-            ("host", nil),
-            ("container", { _ in }),
-            ("seccomp one-rule", { spec in
+    /// A contender: where the helper runs, and what the probes do meanwhile.
+    struct Variant {
+        enum Probing { case off, empty, attached, tracked }
+        var name: String
+        /// nil: on the host; else a container with this change to the spec.
+        var adjust: ((inout Spec) -> Void)?
+        var probing: Probing = .off
+    }
+
+    /// The contenders: the host, then a container with each toggle; then both again
+    /// with berth's probes attached (the host untracked, the container tracked with
+    /// syscall counts and latency histograms).
+    func variants(probes: Bool) -> [Variant] {
+        var v: [Variant] = [
+            Variant(name: "host", adjust: nil),
+            Variant(name: "container", adjust: { _ in }),
+            Variant(name: "seccomp one-rule", adjust: { spec in
                 spec.linux?.seccomp = Seccomp(defaultAction: "SCMP_ACT_ALLOW", defaultErrnoRet: nil, architectures: DefaultSeccompProfile.nativeArchitectures,
                                               flags: nil, listenerPath: nil, listenerMetadata: nil,
                                               syscalls: [Seccomp.Syscall(names: ["keyctl"], action: "SCMP_ACT_ERRNO", errnoRet: nil, args: nil)])
             }),
-            ("seccomp default", SpecVariant.defaultSeccomp),
-            ("user namespace", SpecVariant.userNamespace),
+            Variant(name: "seccomp default", adjust: SpecVariant.defaultSeccomp),
+            Variant(name: "user namespace", adjust: SpecVariant.userNamespace),
         ]
+        if probes {
+            v.append(Variant(name: "host + empty programs", adjust: nil, probing: .empty))
+            v.append(Variant(name: "host + probes", adjust: nil, probing: .attached))
+            v.append(Variant(name: "container + probes", adjust: { spec in
+                spec.annotations = [Tracing.waitAnnotation: "30"]
+            }, probing: .tracked))
+        }
+        return v
+    }
+
+    /// The probes `berth trace` loads by default and the empty pair (the floor), or
+    /// nil (and a note) where they cannot load.
+    func loadProbes(notes: inout [String]) -> (probes: Probes, empty: Probes)? {
+        do {
+            let probes = try Probes(.all)
+            probes.detach()
+            let empty = try Probes(.emptyPrograms)
+            empty.detach()
+            return (probes, empty)
+        } catch {
+            notes.append("probe variants skipped: \(error)")
+            return nil
+        }
+    }
+
+    /// Runs one variant once; with `.tracked`, registers the container's cgroup the
+    /// way `berth trace` does (the container waits for it: org.berth.trace.wait).
+    func measure(_ v: Variant, bundle: String?, id: String, args: [String], probes all: (probes: Probes, empty: Probes)?) -> Spawned {
+        let attached = v.probing == .off ? nil : v.probing == .empty ? all?.empty : all?.probes
+        let probes = all?.probes
+        try? attached?.attach()
+        defer { attached?.detach() }
+        guard let bundle else { return Spawned.run(context.rootfs + "/bin/berth-test-init", args) }
+        let store = StateStore(root: context.stateRoot)
+        var tracked: UInt64?
+        let out = context.berth(["run", "--bundle", bundle, id]) { _ in
+            guard v.probing == .tracked, let probes else { return }
+            let deadline = monotonicMilliseconds() + 30_000
+            while monotonicMilliseconds() < deadline {
+                if let record = try? store.load(id), let cgroupID = try? record.cgroups.v2CgroupID() {
+                    _ = try? probes.track(cgroupID: cgroupID, [.syscalls, .latency])
+                    tracked = cgroupID
+                    try? Files.writeAtomically(Array("\(getpid())\n".utf8), to: store.tracerMarker(id), mode: 0o644)
+                    return
+                }
+                usleep(500)
+            }
+        }
+        if let tracked { probes?.untrack(cgroupID: tracked) }
+        return out
     }
 
     public func run(progress: Progress) throws -> SyscallResult {
         let calls = context.profile.syscallCalls, rounds = context.profile.syscallRounds
         let args = ["/bin/berth-test-init", "bench-syscalls", String(calls)]
+        var notes: [String] = []
+        let probes = loadProbes(notes: &notes)
+        let variants = variants(probes: probes != nil)
         var bundles: [String: String] = [:]
-        for v in variants() {
+        for v in variants {
             guard let adjust = v.adjust else { continue }
             let name = "syscalls-" + String(v.name.map { $0.isLetter ? $0 : "-" })
             bundles[v.name] = try context.bundle(name, context.spec(name: name, args: args, adjust: adjust))
         }
         var samples: [String: [String: [Double]]] = [:]
-        var notes: [String] = []
         var rng = SplitMix64(seed: 7)
         progress.begin("syscalls", total: rounds)
         for round in 0..<rounds {
-            for v in variants().shuffled(using: &rng) {
-                let out: Spawned
-                if let bundle = bundles[v.name] {
-                    out = context.berth(["run", "--bundle", bundle, "sys-\(getpid())-\(round)-\(v.name.count)"])
-                } else {
-                    out = Spawned.run(context.rootfs + "/bin/berth-test-init", args)
-                }
+            for (index, v) in variants.shuffled(using: &rng).enumerated() {
+                let out = measure(v, bundle: bundles[v.name], id: "sys-\(getpid())-\(round)-\(index)", args: args, probes: probes)
                 guard out.succeeded else {
                     notes.append("\(v.name), round \(round): \(BenchEnvironment.firstLine(out.output))")
                     continue
@@ -63,17 +123,41 @@ public struct SyscallBenchmark {
         }
         progress.end()
         var result = SyscallResult(calls: calls, rounds: rounds, operations: Self.operations, notes: notes)
-        result.variantOrder = variants().map(\.name)
+        result.variantOrder = variants.map(\.name)
         for (variant, ops) in samples {
             result.nanoseconds[variant] = ops.mapValues { SyscallResult.Series(summary: Summary($0), samples: $0) }
         }
         // paired per round: each pair ran in the same round
         for (a, b) in [("container", "host"), ("seccomp one-rule", "container"), ("seccomp default", "seccomp one-rule"),
-                       ("seccomp default", "container"), ("user namespace", "container")] {
+                       ("seccomp default", "container"), ("user namespace", "container"),
+                       ("host + empty programs", "host"), ("host + probes", "host"), ("container + probes", "container")] {
             for op in Self.operations {
                 if let x = samples[a]?[op], let y = samples[b]?[op], x.count == y.count, !x.isEmpty {
                     result.ratios["\(a) / \(b)", default: [:]][op] = Statistics.pairedRatio(x, y)
+                    if a.hasPrefix("host +") || a.hasSuffix("+ probes") {
+                        result.differences?["\(a) − \(b)", default: [:]][op] = Statistics.pairedDifference(x, y)
+                    }
                 }
+            }
+        }
+        // What the kernel accounts to each program, from one more tracked run with
+        // BPF statistics on (they cost time themselves, so never during the rounds).
+        if let all = probes, let v = variants.first(where: { $0.probing == .tracked }) {
+            let probes = all.probes
+            do {
+                try probes.enableSelfCost()
+                let before = probes.selfCost()
+                let out = measure(v, bundle: bundles[v.name], id: "sys-\(getpid())-cost", args: args, probes: all)
+                if out.succeeded {
+                    let after = probes.selfCost()
+                    result.probeSelfCost = after.map { a in
+                        let b = before.first { $0.program == a.program }
+                        return ProgramCost(program: a.program, runTimeNanoseconds: a.runTimeNanoseconds - (b?.runTimeNanoseconds ?? 0),
+                                           runCount: a.runCount - (b?.runCount ?? 0))
+                    }
+                }
+            } catch {
+                result.notes.append("probe self-cost not measured: \(error)")
             }
         }
         return result
@@ -94,6 +178,10 @@ public struct SyscallResult: Codable, Sendable {
     public var nanoseconds: [String: [String: Series]] = [:]
     /// "A / B" → operation → paired ratio of ns/op.
     public var ratios: [String: [String: Ratio]] = [:]
+    /// "A − B" → operation → paired difference in ns/op (what the probes add per call).
+    public var differences: [String: [String: Ratio]]? = [:]
+    /// BPF run time per program over one tracked run (kernel.bpf_stats_enabled).
+    public var probeSelfCost: [ProgramCost]?
 
     public init(calls: Int, rounds: Int, operations: [String], notes: [String]) {
         self.calls = calls; self.rounds = rounds; self.operations = operations; self.notes = notes

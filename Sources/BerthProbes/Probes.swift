@@ -20,6 +20,8 @@ public struct ProbeSet: OptionSet, Sendable, Hashable {
     /// Run-queue latency (wakeup → running).
     public static let runq = ProbeSet(rawValue: UInt32(BERTH_TRACE_RUNQ))
     public static let all: ProbeSet = [.syscalls, .latency, .exec, .oom, .runq]
+    /// Benchmarks only: empty programs on the syscall tracepoints, the cost floor.
+    public static let emptyPrograms = ProbeSet(rawValue: UInt32(BERTH_TRACE_EMPTY))
 
     public var names: [String] {
         [(ProbeSet.syscalls, "syscalls"), (.latency, "latency"), (.exec, "exec"), (.oom, "oom"), (.runq, "runq")]
@@ -56,6 +58,16 @@ public final class Probes {
         }
         self.handle = handle
         cpus = max(1, Int(berth_probes_possible_cpus()))
+    }
+
+    /// Detaches the programs: the kernel runs none of them until `attach`. Maps and
+    /// tracked cgroups stay (benchmarks toggle the probes without reloading them).
+    public func detach() { berth_probes_detach(handle) }
+
+    public func attach() throws(BerthError) {
+        var message = [CChar](repeating: 0, count: 512)
+        berth_probes_detach(handle)
+        guard berth_probes_attach(handle, &message, message.count) == 0 else { throw BerthError(Probes.text(message)) }
     }
 
     static func text(_ chars: [CChar]) -> String {
@@ -101,7 +113,23 @@ public final class Probes {
             throw BerthError.sys("register cgroup id \(cgroupID) in the probes' tracked map")
         }
         slots[cgroupID] = slot
+        try writeFilter()
         return slot
+    }
+
+    /// The programs' first test: one bit per (id mod 1024) of the tracked ids
+    /// (the exact map is consulted only on a hit). Rewritten whole on every change.
+    private func writeFilter() throws(BerthError) {
+        var words = [UInt64](repeating: 0, count: Int(BERTH_FILTER_WORDS))
+        for id in slots.keys {
+            let bit = Int(id % UInt64(64 * BERTH_FILTER_WORDS))
+            words[bit / 64] |= 1 << UInt64(bit % 64)
+        }
+        var zero: UInt32 = 0
+        let fd = mapFD(".data.filter")
+        if words.withUnsafeBytes({ bpf_map_update_elem(fd, &zero, $0.baseAddress, UInt64(BPF_ANY)) }) != 0 {
+            throw BerthError.sys("write the probes' tracked-cgroup filter (.data.filter map)")
+        }
     }
 
     /// Stops attributing the cgroup (its counters stay readable until the slot is reused).
@@ -109,6 +137,7 @@ public final class Probes {
         var key = cgroupID
         _ = bpf_map_delete_elem(mapFD("tracked"), &key)
         slots[cgroupID] = nil
+        try? writeFilter()
     }
 
     public func slot(of cgroupID: UInt64) -> UInt32? { slots[cgroupID] }
@@ -141,16 +170,11 @@ public final class Probes {
         for nr in 0..<UInt32(BERTH_MAX_SYSCALLS) { clear("syscalls", slot * UInt32(BERTH_MAX_SYSCALLS) + nr) }
         for b in 0..<UInt32(BERTH_HIST_BUCKETS) { clear("runq_hist", slot * UInt32(BERTH_HIST_BUCKETS) + b) }
         clear("counters", slot)
-        let histFD = mapFD("syscall_hist")
-        var key = berth_hist_key(), next = berth_hist_key()
-        var stale: [berth_hist_key] = []
-        var first = true
-        while (first ? bpf_map_get_next_key(histFD, nil, &next) : bpf_map_get_next_key(histFD, &key, &next)) == 0 {
-            first = false
-            if next.slot == slot { stale.append(next) }
-            key = next
+        let emptyHistogram = [UInt8](repeating: 0, count: MemoryLayout<berth_hist>.stride)
+        for nr in 0..<UInt32(BERTH_MAX_SYSCALLS) {
+            var key = slot * UInt32(BERTH_MAX_SYSCALLS) + nr
+            emptyHistogram.withUnsafeBytes { _ = bpf_map_update_elem(mapFD("syscall_hist"), &key, $0.baseAddress, UInt64(BPF_ANY)) }
         }
-        for var k in stale { _ = bpf_map_delete_elem(histFD, &k) }
     }
 
     /// Waits up to `timeout` milliseconds for events and hands each to `handler`.
@@ -190,5 +214,8 @@ public struct ProgramCost: Sendable, Codable, Equatable {
     public var program: String
     public var runTimeNanoseconds: UInt64
     public var runCount: UInt64
+    public init(program: String, runTimeNanoseconds: UInt64, runCount: UInt64) {
+        self.program = program; self.runTimeNanoseconds = runTimeNanoseconds; self.runCount = runCount
+    }
     public var nanosecondsPerRun: Double { runCount == 0 ? 0 : Double(runTimeNanoseconds) / Double(runCount) }
 }

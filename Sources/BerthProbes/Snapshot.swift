@@ -94,34 +94,21 @@ extension Probes {
     public func snapshot(cgroupID: UInt64) -> ProbeSnapshot? {
         guard let slot = slot(of: cgroupID) else { return nil }
         let maxSyscalls = UInt32(BERTH_MAX_SYSCALLS), buckets = UInt32(BERTH_HIST_BUCKETS)
-        var histograms: [UInt32: Histogram] = [:]
-        if probes.contains(.latency) {
-            let fd = mapFD("syscall_hist")
-            var key = berth_hist_key(), next = berth_hist_key(), first = true
-            while (first ? bpf_map_get_next_key(fd, nil, &next) : bpf_map_get_next_key(fd, &key, &next)) == 0 {
-                first = false
-                key = next
-                guard next.slot == slot,
-                      let h = readPerCPU("syscall_hist", key: next, as: berth_hist.self, sum: { a, b in
-                          withUnsafeMutableBytes(of: &a.buckets) { ab in
-                              withUnsafeBytes(of: b.buckets) { bb in
-                                  for i in 0..<Int(buckets) {
-                                      ab.storeBytes(of: ab.load(fromByteOffset: i * 8, as: UInt64.self) + bb.load(fromByteOffset: i * 8, as: UInt64.self), toByteOffset: i * 8, as: UInt64.self)
-                                  }
-                              }
-                          }
-                      }) else { continue }
-                histograms[next.nr] = Histogram(buckets: withUnsafeBytes(of: h.buckets) { Array($0.bindMemory(to: UInt64.self)) })
-            }
-        }
         var syscalls: [SyscallStat] = []
         if probes.contains(.syscalls) {
             for nr in 0..<maxSyscalls {
                 guard let s = readPerCPU("syscalls", key: slot * maxSyscalls + nr, as: berth_syscall_stat.self, sum: { a, b in
                     a.count += b.count; a.total_ns += b.total_ns; a.timed += b.timed
                 }), s.count > 0 || s.timed > 0 else { continue }
+                var latency: Histogram?
+                if probes.contains(.latency) {
+                    var key = slot * maxSyscalls + nr, h = berth_hist()
+                    if bpf_map_lookup_elem(mapFD("syscall_hist"), &key, &h) == 0 {
+                        latency = Histogram(buckets: withUnsafeBytes(of: h.buckets) { Array($0.bindMemory(to: UInt64.self)) })
+                    }
+                }
                 syscalls.append(SyscallStat(number: Int(nr), name: SyscallNames.name(Int32(nr)), count: s.count, timed: s.timed,
-                                            totalNanoseconds: s.total_ns, latency: histograms[nr]))
+                                            totalNanoseconds: s.total_ns, latency: latency))
             }
         }
         let c = readPerCPU("counters", key: slot, as: berth_counters.self) { a, b in

@@ -69,6 +69,8 @@ static const struct { const char *name; uint32_t needs; } programs[] = {
     { "berth_wakeup", BERTH_TRACE_RUNQ },
     { "berth_wakeup_new", BERTH_TRACE_RUNQ },
     { "berth_switch", BERTH_TRACE_RUNQ },
+    { "berth_empty_enter", BERTH_TRACE_EMPTY },
+    { "berth_empty_exit", BERTH_TRACE_EMPTY },
 };
 
 struct berth_probes *berth_probes_load(const void *object, size_t size, uint32_t what,
@@ -131,6 +133,13 @@ int berth_probes_attach(struct berth_probes *p, char *err, size_t err_size)
         p->links[p->link_count++] = link;
     }
     return 0;
+}
+
+void berth_probes_detach(struct berth_probes *p)
+{
+    for (int i = 0; i < p->link_count; i++)
+        bpf_link__destroy(p->links[i]);
+    p->link_count = 0;
 }
 
 int berth_probes_map_fd(struct berth_probes *p, const char *name)
@@ -237,8 +246,7 @@ void berth_probes_destroy(struct berth_probes *p)
         return;
     if (p->ring)
         ring_buffer__free(p->ring);
-    for (int i = 0; i < p->link_count; i++)
-        bpf_link__destroy(p->links[i]);
+    berth_probes_detach(p);
     bpf_object__close(p->object);
     free(p);
 }

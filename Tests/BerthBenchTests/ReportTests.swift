@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import Testing
+import BerthProbes
 @testable import BerthBench
 import BerthSys
 
@@ -32,6 +33,9 @@ func fixtureResults(scale: Double = 1) -> BenchResults {
                                   "clock_gettime": .init(summary: Summary(series(27, 5)), samples: series(27, 5))]
     }
     y.ratios["container / host"] = ["getpid": Ratio(value: 1.06, low: 1.01, high: 1.1)]
+    y.differences = ["host + probes − host": ["getpid": Ratio(value: 101.5, low: 90, high: 110)],
+                     "container + probes − container": ["getpid": Ratio(value: 300, low: 280, high: 320)]]
+    y.probeSelfCost = [ProgramCost(program: "berth_sys_enter", runTimeNanoseconds: 5_000_000, runCount: 50_000)]
     r.syscalls = y
     var q = QuotaResult()
     q.cpu = [.init(requested: 0.5, achieved: 0.51, periods: 20, throttledPeriods: 19), .init(requested: 1, achieved: 1.02, periods: 20, throttledPeriods: 18)]
@@ -81,7 +85,8 @@ struct ReportTests {
         #expect(html.components(separatedBy: "<svg").count - 1 >= 9)
         for needle in ["Startup time per runtime", ">berth+seccomp</text>", ">runc</text>", "berth/crun", "class=\"target\"",
                        "berth's own phases", "CPU quota: requested vs achieved", "class=\"ideal\"", "Memory limit vs largest allocation",
-                       "Starting N containers at once", "cgroup-charged", ">getpid</text>", "CPU shares 256:768"] {
+                       "Starting N containers at once", "cgroup-charged", ">getpid</text>", "CPU shares 256:768",
+                       "What the eBPF probes add per call", "getpid: host + probes − host"] {
             #expect(html.contains(needle), "missing \(needle)")
         }
         // the box plot puts every sample on the chart
@@ -96,6 +101,11 @@ struct ReportTests {
         #expect(md.contains("| 0.50 | 0.510 | 2.0 % | 20 | 19 |"))
         #expect(md.contains("| 32 | 31 | 137 | 1 | 32.0 |"))
         #expect(md.contains("- a note"))
+        // the probes' targets are differences in ns, not ratios
+        #expect(md.contains("| getpid: probes attached, untracked host process | host + probes − host | ≤ 120.00 ns | 101.5 ns | 90.0 – 110.0 | met |"))
+        #expect(md.contains("| container + probes − container | **not met** |") == false)
+        #expect(md.contains("| getpid: probes attached, tracked container (counts + latency) | container + probes − container | ≤ 250.00 ns | 300.0 ns | 280.0 – 320.0 | **not met** |"))
+        #expect(md.contains("| berth_sys_enter | 50000 | 100.0 | 5.000 |"))
     }
 
     @Test("diff: a run against itself has no regressions; a 50% slower run is a regression")

@@ -30,6 +30,15 @@ struct StatisticsTests {
         #expect(r.low == 0.5 && r.high == 0.5)
     }
 
+    @Test("a paired difference is the median of per-pair differences, with its interval")
+    func pairedDifference() {
+        let b: [Double] = (1...40).map { 150 + Double($0 % 7) }
+        let a = b.map { $0 + 120 }
+        let d = Statistics.pairedDifference(a, b)
+        #expect(d.value == 120 && d.low == 120 && d.high == 120)
+        #expect(Statistics.pairedDifference([], []) == Ratio(value: 0, low: 0, high: 0))
+    }
+
     @Test("the bootstrap interval contains the median ratio and is reproducible")
     func bootstrap() {
         var rng = SplitMix64(seed: 7)

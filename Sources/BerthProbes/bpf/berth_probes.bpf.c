@@ -2,7 +2,7 @@
 /*
  * berth's probes: per-container syscall counts and latency, exec / exit / fork,
  * OOM kills and run-queue latency. A container is known by its cgroup v2 id
- * (bpf_get_current_cgroup_id); the runtime registers that id in `tracked`
+ * (the kernfs id of its cgroup in the v2 tree); user space registers that id in `tracked`
  * before the container's first instruction, and every program returns at once
  * for anything else, so untracked processes pay as little as possible.
  */
@@ -29,9 +29,9 @@ struct {
 } syscalls SEC(".maps");
 
 struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-    __uint(max_entries, 4096);
-    __type(key, struct berth_hist_key);
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, BERTH_MAX_SLOTS * BERTH_MAX_SYSCALLS);
+    __type(key, u32);
     __type(value, struct berth_hist);
 } syscall_hist SEC(".maps");
 
@@ -58,6 +58,7 @@ struct {
  * storage, not a hash keyed by tid: it lives and dies with the task, and a thread
  * without any costs one pointer test. Only threads of tracked cgroups get one. */
 struct task_info {
+    u64 cgroup_id;  /* the cgroup slot and flags were taken for */
     u64 sys_start;
     u64 wakeup;
     u32 nr;
@@ -72,15 +73,33 @@ struct {
     __type(value, struct task_info);
 } task_info SEC(".maps");
 
-static __always_inline struct berth_tracked *current_tracked(void)
+/* A one-bit-per-(id mod 1024) filter of the tracked cgroup ids, written by user
+ * space. Every hot program tests it first with plain loads and no helper call, so
+ * an untracked task pays little more than an empty program; a set bit (a tracked
+ * id, or another id that shares its bit) goes on to the exact lookup. */
+u64 tracked_filter[BERTH_FILTER_WORDS] SEC(".data.filter");
+
+static __always_inline bool maybe_tracked(u64 id)
 {
-    u64 id = bpf_get_current_cgroup_id();
+    return tracked_filter[(id >> 6) & (BERTH_FILTER_WORDS - 1)] & (1ULL << (id & 63));
+}
+
+/* The task's cgroup v2 id by direct (BTF-checked) loads: cheaper than the helper. */
+static __always_inline u64 cgroup_id_of(struct task_struct *task)
+{
+    return task->cgroups->dfl_cgrp->kn->id;
+}
+
+static __always_inline struct berth_tracked *tracked_entry(u64 id)
+{
+    if (!maybe_tracked(id))
+        return 0;
     return bpf_map_lookup_elem(&tracked, &id);
 }
 
-static __always_inline u64 cgroup_id_of(struct task_struct *task)
+static __always_inline struct berth_tracked *current_tracked(void)
 {
-    return BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+    return tracked_entry(cgroup_id_of(bpf_get_current_task_btf()));
 }
 
 static __always_inline u32 log2_bucket(u64 v)
@@ -114,25 +133,38 @@ static __always_inline struct berth_event *reserve_event(u32 slot)
 SEC("tp_btf/sys_enter")
 int BPF_PROG(berth_sys_enter, struct pt_regs *regs, long nr)
 {
-    struct berth_tracked *t = current_tracked();
-    if (!t)
+    struct task_struct *task = bpf_get_current_task_btf();
+    u64 id = cgroup_id_of(task);
+    if (!maybe_tracked(id))
         return 0;
-    u32 slot = t->slot;
+    /* After a thread's first syscall its slot is in its task storage: no map lookup. */
+    struct task_info *ti = bpf_task_storage_get(&task_info, task, 0, 0);
+    u32 slot, flags;
+    if (ti && ti->cgroup_id == id) {
+        slot = ti->slot;
+        flags = ti->flags;
+    } else {
+        struct berth_tracked *t = bpf_map_lookup_elem(&tracked, &id);
+        if (!t)
+            return 0;
+        slot = t->slot;
+        flags = t->flags;
+        ti = bpf_task_storage_get(&task_info, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+        if (ti) {
+            ti->cgroup_id = id;
+            ti->slot = slot;
+            ti->flags = flags;
+        }
+    }
     if (slot >= BERTH_MAX_SLOTS || nr < 0 || nr >= BERTH_MAX_SYSCALLS)
         return 0;
     u32 index = slot * BERTH_MAX_SYSCALLS + (u32)nr;
     struct berth_syscall_stat *s = bpf_map_lookup_elem(&syscalls, &index);
     if (s)
         s->count++;
-    if (t->flags & BERTH_TRACE_LATENCY) {
-        struct task_info *ti = bpf_task_storage_get(&task_info, bpf_get_current_task_btf(), 0,
-                                                    BPF_LOCAL_STORAGE_GET_F_CREATE);
-        if (ti) {
-            ti->nr = (u32)nr;
-            ti->slot = slot;
-            ti->flags = t->flags;
-            ti->sys_start = bpf_ktime_get_ns();
-        }
+    if ((flags & BERTH_TRACE_LATENCY) && ti) {
+        ti->nr = (u32)nr;
+        ti->sys_start = bpf_ktime_get_ns();
     }
     return 0;
 }
@@ -140,7 +172,11 @@ int BPF_PROG(berth_sys_enter, struct pt_regs *regs, long nr)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(berth_sys_exit, struct pt_regs *regs, long ret)
 {
-    struct task_info *ti = bpf_task_storage_get(&task_info, bpf_get_current_task_btf(), 0, 0);
+    struct task_struct *task = bpf_get_current_task_btf();
+    /* Only tracked tasks have task storage: the filter spares the rest the helper call. */
+    if (!maybe_tracked(cgroup_id_of(task)))
+        return 0;
+    struct task_info *ti = bpf_task_storage_get(&task_info, task, 0, 0);
     if (!ti || !ti->sys_start)
         return 0;
     u64 delta = bpf_ktime_get_ns() - ti->sys_start;
@@ -154,18 +190,10 @@ int BPF_PROG(berth_sys_exit, struct pt_regs *regs, long ret)
         s->total_ns += delta;
         s->timed++;
     }
-    struct berth_hist_key key = { .slot = slot, .nr = nr };
-    struct berth_hist *h = bpf_map_lookup_elem(&syscall_hist, &key);
-    if (!h) {
-        static const struct berth_hist zero;
-        bpf_map_update_elem(&syscall_hist, &key, &zero, BPF_NOEXIST);
-        h = bpf_map_lookup_elem(&syscall_hist, &key);
-        if (!h)
-            return 0;
-    }
+    struct berth_hist *h = bpf_map_lookup_elem(&syscall_hist, &index);
     u32 b = log2_bucket(delta);
-    if (b < BERTH_HIST_BUCKETS)
-        h->buckets[b]++;
+    if (h && b < BERTH_HIST_BUCKETS)
+        __sync_fetch_and_add(&h->buckets[b], 1);
     return 0;
 }
 
@@ -184,7 +212,7 @@ int BPF_PROG(berth_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
         return 0;
     e->kind = BERTH_EVENT_EXEC;
     e->slot = slot;
-    e->cgroup_id = bpf_get_current_cgroup_id();
+    e->cgroup_id = cgroup_id_of(bpf_get_current_task_btf());
     e->timestamp_ns = bpf_ktime_get_ns();
     e->pid = BPF_CORE_READ(p, tgid);
     e->ppid = BPF_CORE_READ(p, real_parent, tgid);
@@ -224,7 +252,7 @@ int BPF_PROG(berth_exit, struct task_struct *p)
     __builtin_memset(e, 0, sizeof(*e));
     e->kind = BERTH_EVENT_EXIT;
     e->slot = slot;
-    e->cgroup_id = bpf_get_current_cgroup_id();
+    e->cgroup_id = cgroup_id_of(bpf_get_current_task_btf());
     e->timestamp_ns = bpf_ktime_get_ns();
     e->pid = BPF_CORE_READ(p, tgid);
     e->ppid = BPF_CORE_READ(p, real_parent, tgid);
@@ -257,7 +285,7 @@ SEC("tp_btf/mark_victim")
 int BPF_PROG(berth_oom, struct task_struct *victim, uid_t uid)
 {
     u64 id = cgroup_id_of(victim);
-    struct berth_tracked *t = bpf_map_lookup_elem(&tracked, &id);
+    struct berth_tracked *t = tracked_entry(id);
     if (!t || !(t->flags & BERTH_TRACE_OOM))
         return 0;
     u32 slot = t->slot;
@@ -293,16 +321,17 @@ int BPF_PROG(berth_oom, struct task_struct *victim, uid_t uid)
 }
 
 /* Run-queue latency: wakeup (or preemption) stamps the task, the switch that runs
- * it measures. The switch is the hottest tracepoint there is: it tests task storage,
- * which only tracked tasks have, and looks no cgroup up. */
+ * it measures. The switch is the hottest tracepoint there is: it tests the filter, then
+ * task storage, which only tracked tasks have. */
 static __always_inline void stamp_wakeup(struct task_struct *p)
 {
     u64 id = cgroup_id_of(p);
-    struct berth_tracked *t = bpf_map_lookup_elem(&tracked, &id);
+    struct berth_tracked *t = tracked_entry(id);
     if (!t || !(t->flags & BERTH_TRACE_RUNQ))
         return;
     struct task_info *ti = bpf_task_storage_get(&task_info, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
     if (ti) {
+        ti->cgroup_id = id;
         ti->slot = t->slot;
         ti->flags = t->flags;
         ti->wakeup = bpf_ktime_get_ns();
@@ -328,11 +357,13 @@ int BPF_PROG(berth_switch, bool preempt, struct task_struct *prev, struct task_s
              unsigned int prev_state)
 {
     /* A preempted task goes straight back on the run queue. */
-    if (prev_state == 0) {
+    if (prev_state == 0 && maybe_tracked(cgroup_id_of(prev))) {
         struct task_info *pi = bpf_task_storage_get(&task_info, prev, 0, 0);
         if (pi && (pi->flags & BERTH_TRACE_RUNQ))
             pi->wakeup = bpf_ktime_get_ns();
     }
+    if (!maybe_tracked(cgroup_id_of(next)))
+        return 0;
     struct task_info *ti = bpf_task_storage_get(&task_info, next, 0, 0);
     if (!ti || !ti->wakeup)
         return 0;
@@ -350,5 +381,19 @@ int BPF_PROG(berth_switch, bool preempt, struct task_struct *prev, struct task_s
         c->runq_waits++;
         c->runq_total_ns += delta;
     }
+    return 0;
+}
+
+/* The floor, for the benchmark only: an empty program on each syscall tracepoint.
+ * What any syscall tracer pays on this kernel before doing anything. */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(berth_empty_enter)
+{
+    return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(berth_empty_exit)
+{
     return 0;
 }

@@ -19,6 +19,8 @@ struct berth_probes *berth_probes_load(const void *object, size_t size, uint32_t
                                        char *err, size_t err_size);
 /* Attaches every loaded program; 0 or -errno with a message in err. */
 int berth_probes_attach(struct berth_probes *p, char *err, size_t err_size);
+/* Detaches every program (they stay loaded, maps keep their contents); attach again to resume. */
+void berth_probes_detach(struct berth_probes *p);
 /* The fd of a map by name, or -1. */
 int berth_probes_map_fd(struct berth_probes *p, const char *name);
 

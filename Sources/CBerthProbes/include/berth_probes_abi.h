@@ -27,6 +27,8 @@ typedef int64_t berth_s64;
 #define BERTH_FILENAME_LEN 128
 #define BERTH_ARGS_LEN 128
 #define BERTH_COMM_LEN 16
+/* The tracked-id filter: 1024 bits, one per (cgroup id mod 1024). */
+#define BERTH_FILTER_WORDS 16
 
 /* What is traced for a cgroup (tracked map value flags). */
 #define BERTH_TRACE_SYSCALLS (1u << 0)
@@ -34,6 +36,8 @@ typedef int64_t berth_s64;
 #define BERTH_TRACE_EXEC     (1u << 2)
 #define BERTH_TRACE_OOM      (1u << 3)
 #define BERTH_TRACE_RUNQ     (1u << 4)
+/* Benchmark only: empty programs on sys_enter and sys_exit (the kernel's floor). */
+#define BERTH_TRACE_EMPTY    (1u << 5)
 
 /* tracked: v2 cgroup id -> this. */
 struct berth_tracked {
@@ -48,11 +52,10 @@ struct berth_syscall_stat {
     berth_u64 timed;      /* calls whose latency was measured (exit seen) */
 };
 
-/* syscall_hist: latency histogram of one syscall of one container. */
-struct berth_hist_key {
-    berth_u32 slot;
-    berth_u32 nr;
-};
+/* syscall_hist (array, index slot * BERTH_MAX_SYSCALLS + nr): latency histogram of
+ * one syscall of one container. Shared by the CPUs (atomic adds): one 256-byte
+ * entry per syscall and slot, 8 MiB whatever the number of CPUs, and an inlined
+ * array lookup instead of a hash on every traced syscall's exit. */
 struct berth_hist {
     berth_u64 buckets[BERTH_HIST_BUCKETS];
 };
