@@ -16,24 +16,24 @@ let package = Package(
     ],
     targets: [
         // C: the child side of clone3 (plan executor) and the exec joiner.
-        .target(name: "CBerthLaunch", cSettings: [.define("_GNU_SOURCE")]),
-        .target(name: "BerthSys", dependencies: ["CBerthLaunch"]),
+        .target(name: "CBerthLaunch", exclude: ["README.md"], cSettings: [.define("_GNU_SOURCE")]),
+        .target(name: "BerthSys", dependencies: ["CBerthLaunch"], exclude: ["README.md"]),
         // C: libseccomp (system library) and the macros Swift cannot call.
         .target(name: "CBerthSeccomp", linkerSettings: [.linkedLibrary("seccomp")]),
-        .target(name: "BerthSecurity", dependencies: ["BerthSys", "BerthOCI", "CBerthSeccomp"]),
-        .target(name: "BerthOCI", dependencies: ["BerthSys"]),
-        .target(name: "BerthCgroups", dependencies: ["BerthSys", "BerthOCI"]),
+        .target(name: "BerthSecurity", dependencies: ["BerthSys", "BerthOCI", "CBerthSeccomp"], exclude: ["README.md"]),
+        .target(name: "BerthOCI", dependencies: ["BerthSys"], exclude: ["README.md"]),
+        .target(name: "BerthCgroups", dependencies: ["BerthSys", "BerthOCI"], exclude: ["README.md"]),
         // C: libbpf (system library): load, attach and read berth's BPF programs.
         .target(name: "CBerthProbes", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("bpf")]),
         // The probes: bpf/*.bpf.c compiled by the plugin (clang -target bpf) and embedded.
         .target(name: "BerthProbes", dependencies: ["BerthSys", "BerthSecurity", "CBerthProbes"],
-                exclude: ["bpf"], plugins: ["BerthBPFPlugin"]),
+                exclude: ["bpf", "README.md"], plugins: ["BerthBPFPlugin"]),
         .executableTarget(name: "berth-bpf-embed", path: "Sources/berth-bpf-embed"),
         .plugin(name: "BerthBPFPlugin", capability: .buildTool(), dependencies: ["berth-bpf-embed"]),
-        .target(name: "BerthRuntime", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "CBerthLaunch"]),
+        .target(name: "BerthRuntime", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "CBerthLaunch"], exclude: ["README.md"]),
         // berth trace / berth top: containers of a runtime root seen through the probes.
-        .target(name: "BerthTrace", dependencies: ["BerthSys", "BerthRuntime", "BerthCgroups", "BerthProbes"]),
-        .target(name: "BerthBench", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "BerthRuntime", "BerthProbes", "CBerthLaunch"]),
+        .target(name: "BerthTrace", dependencies: ["BerthSys", "BerthRuntime", "BerthCgroups", "BerthProbes"], exclude: ["README.md"]),
+        .target(name: "BerthBench", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "BerthRuntime", "BerthProbes", "CBerthLaunch"], exclude: ["README.md"]),
         .executableTarget(name: "berth", dependencies: ["BerthBench", "BerthTrace", "BerthProbes", "BerthRuntime", "BerthSys", "CBerthLaunch"]),
         .executableTarget(
             name: "berth-bench",
