@@ -75,6 +75,14 @@ struct ProbeTests {
         #expect(left.isEmpty, "still in the kernel 30 s after the trace ended: \(left)", sourceLocation: sourceLocation)
     }
 
+    /// The end of every traced test: the kernel holds nothing of the trace, the
+    /// container goes, and it leaves nothing behind.
+    func finish(_ env: TestEnvironment, id: String, _ trace: Trace, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        try expectNothingLeft(trace, sourceLocation: sourceLocation)
+        _ = try env.runtime(["delete", "--force", id])
+        env.expectNoLeaks(id: id, sourceLocation: sourceLocation)
+    }
+
     @Test("N getppid calls in a container count N for it, and a host process's calls are not counted")
     func syscallCounts() throws {
         let env = try TestEnvironment()
@@ -95,9 +103,7 @@ struct ProbeTests {
         let total = (trace.snapshot["syscalls"] as? [[String: Any]] ?? []).reduce(0) { $0 + ($1["count"] as? Int ?? 0) }
         #expect(total >= n && total < n + 400, "the container's total \(total) is its getppid calls plus a start's worth")
         #expect(trace.count("lostEvents") == 0)
-        try expectNothingLeft(trace)
-        _ = try env.runtime(["delete", "--force", id])
-        env.expectNoLeaks(id: id)
+        try finish(env, id: id, trace)
     }
 
     @Test("exec of a known binary gives one exec event with its filename and argv, and exits report their codes")
@@ -118,9 +124,7 @@ struct ProbeTests {
         let shellExit = exits.first { $0["pid"] as? Int == shell.first?["pid"] as? Int }
         #expect(shellExit?["exitCode"] as? Int == 3, "\(exits)")
         #expect(trace.count("execs") == 2 && trace.count("forks") >= 1)
-        try expectNothingLeft(trace)
-        _ = try env.runtime(["delete", "--force", id])
-        env.expectNoLeaks(id: id)
+        try finish(env, id: id, trace)
     }
 
     @Test("a memory-limited container touching too much gives one OOM event naming the victim, though it exits at once")
@@ -141,9 +145,7 @@ struct ProbeTests {
         #expect(usage * pageKiB >= 30 * 1024 && usage * pageKiB <= 33 * 1024, "memcg usage at the kill: \(usage) pages")
         #expect(trace.events("exit").first { $0["pid"] as? Int == victim }?["signal"] as? Int == 9)
         #expect(trace.count("oomKills") == 1)
-        try expectNothingLeft(trace)
-        _ = try env.runtime(["delete", "--force", id])
-        env.expectNoLeaks(id: id)
+        try finish(env, id: id, trace)
     }
 
     @Test("run-queue latency: more spinning threads than CPUs wait on the run queue, and the waits are measured")
@@ -161,9 +163,7 @@ struct ProbeTests {
         // 4 threads on one CPU for 0.5 s: some waits are at least a scheduler slice (> 1 ms)
         #expect(runq.dropFirst(20).reduce(0, +) > 0, "no wait over 1 ms: \(runq)")
         #expect(trace.count("threads") >= threads)
-        try expectNothingLeft(trace)
-        _ = try env.runtime(["delete", "--force", id])
-        env.expectNoLeaks(id: id)
+        try finish(env, id: id, trace)
     }
 
     @Test("berth top reports a running container's CPU, memory, pids and syscalls per second")
@@ -236,8 +236,6 @@ struct ProbeTests {
         #expect(result.code == 0, "\(result.stderr)")
         #expect(result.container["id"] as? String == id)
         #expect(!FileManager.default.fileExists(atPath: env.stateRoot + "/" + id + "/tracer"), "the tracer's mark goes with it")
-        try expectNothingLeft(result)
-        _ = try env.runtime(["delete", "--force", id])
-        env.expectNoLeaks(id: id)
+        try finish(env, id: id, result)
     }
 }
