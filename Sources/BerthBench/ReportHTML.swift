@@ -41,10 +41,16 @@ extension BenchResults {
             }
             body += "</div>"
             if let d = y.differences, !d.isEmpty {
-                let rows = d.sorted { $0.key < $1.key }.flatMap { k, per in
-                    ["getpid", "read", "write"].compactMap { op in per[op].map { (name: "\(op): \(k)", value: $0.value) } }
+                // one colour per variant, grouped by operation; labels short enough for the axis
+                let variants = [("host + empty programs − host", "floor (empty)"), ("host + probes − host", "untracked host"),
+                                ("container + probes − container", "tracked container")]
+                var rows: [(name: String, value: Double)] = [], colors: [String] = []
+                for op in ["getpid", "read", "write"] {
+                    for (i, (key, label)) in variants.enumerated() {
+                        if let r = d[key]?[op] { rows.append((name: "\(op) · \(label)", value: r.value)); colors.append(SVG.palette[i]) }
+                    }
                 }
-                body += SVG.bars(title: "What the eBPF probes add per call (ns, paired per round)", unit: "ns per call", rows: rows, colors: SVG.palette)
+                body += SVG.bars(title: "What the eBPF probes add per call (ns, paired per round)", unit: "ns per call", rows: rows, colors: colors)
             }
             body += tableHTML(markdownTable(syscallMarkdown(y)))
         }

@@ -86,7 +86,7 @@ struct ReportTests {
         for needle in ["Startup time per runtime", ">berth+seccomp</text>", ">runc</text>", "berth/crun", "class=\"target\"",
                        "berth's own phases", "CPU quota: requested vs achieved", "class=\"ideal\"", "Memory limit vs largest allocation",
                        "Starting N containers at once", "cgroup-charged", ">getpid</text>", "CPU shares 256:768",
-                       "What the eBPF probes add per call", "getpid: host + probes − host"] {
+                       "What the eBPF probes add per call", "getpid · untracked host", "getpid · tracked container"] {
             #expect(html.contains(needle), "missing \(needle)")
         }
         // the box plot puts every sample on the chart
