@@ -82,6 +82,10 @@ extension BenchResults {
             md += "\nberth's own phases (from the timestamps it records, median ms; `child:` phases are inside clone-to-ready):\n\n| phase | ms |\n|---|---:|\n"
             for phase in phaseOrder { if let v = s.berthPhases[phase] { md += "| \(phase) | \(f(v, 3)) |\n" } }
         }
+        if let x = s.execCrossCheck {
+            md += "\nCross-check with the probes: in \(x.microseconds.count) traced runs, berth recorded the container's exec "
+            md += "\(f(x.median, 1)) µs (median; range \(f(x.microseconds.min() ?? 0, 1)) – \(f(x.microseconds.max() ?? 0, 1))) after the kernel's exec event for it.\n"
+        }
         if !s.notes.isEmpty { md += "\nNotes:\n" + s.notes.map { "- \($0)\n" }.joined() }
         return md + "\n"
     }

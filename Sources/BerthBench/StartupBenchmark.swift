@@ -10,6 +10,8 @@ import BerthCgroups
 import BerthOCI
 import BerthSecurity
 import BerthSys
+import BerthProbes
+import BerthRuntime
 import CBerthLaunch
 
 /// Container startup: `run` of /bin/true by every runtime installed and by
@@ -152,7 +154,70 @@ public struct StartupBenchmark {
             }
         }
         result.berthPhases = phaseMedians(timings)
+        result.execCrossCheck = crossCheckExec(bundle: bundle, notes: &result.notes)
         return result
+    }
+
+    /// berth's own clock against the kernel's: in a few extra runs the container is
+    /// traced from its first instruction (org.berth.trace.wait) and the exec event's
+    /// timestamp is compared with the moment berth recorded the exec ("start-to-exec"
+    /// mark). Both are CLOCK_MONOTONIC. Positive: berth learned of the exec that much
+    /// after the kernel did it.
+    func crossCheckExec(bundle: String, notes: inout [String]) -> ExecCrossCheck? {
+        let probes: Probes
+        do { probes = try Probes(.exec) } catch {
+            notes.append("exec cross-check skipped: \(error)")
+            return nil
+        }
+        var spec = context.spec(name: "startup-traced", args: ["/bin/true"])
+        spec.annotations = [Tracing.waitAnnotation: "30"]
+        guard let traced = try? context.bundle("startup-traced", spec) else { return nil }
+        let store = StateStore(root: context.stateRoot)
+        var differences: [Double] = []
+        for i in 0..<5 {
+            let id = "xcheck-\(getpid())-\(i)"
+            let timings = context.workDir + "/xcheck-timings-\(i).jsonl"
+            var cgroupID: UInt64?
+            let out = context.berth(["run", "--bundle", traced, id], env: ["BERTH_TIMINGS_FILE=" + timings]) { _ in
+                let deadline = monotonicMilliseconds() + 30_000
+                while monotonicMilliseconds() < deadline {
+                    if let record = try? store.load(id), let cg = try? record.cgroups.v2CgroupID() {
+                        _ = try? probes.track(cgroupID: cg)
+                        cgroupID = cg
+                        try? Files.writeAtomically(Array("\(getpid())\n".utf8), to: store.tracerMarker(id), mode: 0o644)
+                        return
+                    }
+                    usleep(500)
+                }
+            }
+            var execAt: UInt64?
+            try? probes.poll(timeout: 100) { event in
+                if event.kind == .exec, event.cgroupID == cgroupID, execAt == nil { execAt = event.timestampNanoseconds }
+            }
+            if let cgroupID { probes.untrack(cgroupID: cgroupID) }
+            let berthAt = execMark(timings)
+            guard out.succeeded, let execAt, let berthAt else {
+                let why = !out.succeeded ? "run failed: \(BenchEnvironment.firstLine(out.output))"
+                    : execAt == nil ? "no exec event (cgroup \(cgroupID.map(String.init) ?? "never seen"))" : "no start-to-exec mark in \(timings)"
+                notes.append("exec cross-check run \(i): \(why)")
+                continue
+            }
+            differences.append((Double(berthAt) - Double(execAt)) / 1000)
+        }
+        guard !differences.isEmpty else { return nil }
+        return ExecCrossCheck(microseconds: differences, median: Statistics.median(differences))
+    }
+
+    /// The absolute "start-to-exec" mark of the run that wrote `path`.
+    func execMark(_ path: String) -> UInt64? {
+        struct Line: Decodable { var command: String; var marks_monotonic_ns: [String: UInt64]? }
+        guard let text = try? Files.read(path) else { return nil }
+        for line in text.split(separator: "\n") {
+            if let parsed = try? JSONDecoder().decode(Line.self, from: Data(line.utf8)), let at = parsed.marks_monotonic_ns?["start-to-exec"] {
+                return at
+            }
+        }
+        return nil
     }
 
     /// Median per phase from the JSON lines berth-runtime wrote.
@@ -204,8 +269,17 @@ public struct StartupResult: Codable, Sendable {
     public var ratios: [String: Ratio] = [:]
     /// Median milliseconds of berth's own phases (parent side), from BERTH_TIMINGS_FILE.
     public var berthPhases: [String: Double] = [:]
+    /// berth's exec timestamp against the kernel's exec event (absent without probes).
+    public var execCrossCheck: ExecCrossCheck?
 
     public init(iterations: Int, warmup: Int, unit: String, notes: [String]) {
         self.iterations = iterations; self.warmup = warmup; self.unit = unit; self.notes = notes
     }
+}
+
+/// How far berth's recorded exec ("start-to-exec" mark) lies after the kernel's exec
+/// event of the same container, in µs, per traced run.
+public struct ExecCrossCheck: Codable, Sendable {
+    public var microseconds: [Double]
+    public var median: Double
 }

@@ -63,6 +63,13 @@ public struct FSCgroupManager: CgroupManager {
                 if own.isEmpty { try inheritCpuset(cpuset, file: file) }
             }
         }
+        // v2: cpu, memory and pids accounting for every container, limits or not, as
+        // runc does: stats, `events` and `berth top` read memory.current and pids.current.
+        // Best effort: an ancestor holding processes cannot enable them (EBUSY), and a
+        // limit that needs a controller still fails loudly in apply.
+        if layout.mode == .unified, let v2Directory {
+            try? enableControllers(["cpu", "memory", "pids"], below: v2Directory, onlyAvailable: true)
+        }
     }
 
     /// Copies a cpuset file down from the nearest ancestor that has a value.
@@ -144,7 +151,7 @@ public struct FSCgroupManager: CgroupManager {
 
     /// "+memory +pids" into the subtree_control of each ancestor from the mount point down
     /// to the container's parent (the no-internal-process rule allows that: they hold no tasks of ours).
-    func enableControllers(_ controllers: [String], below path: String) throws(BerthError) {
+    func enableControllers(_ controllers: [String], below path: String, onlyAvailable: Bool = false) throws(BerthError) {
         guard let mount = layout.v2?.mountPoint, path.hasPrefix(mount) else { return }
         var ancestors: [String] = []
         var d = path
@@ -155,7 +162,7 @@ public struct FSCgroupManager: CgroupManager {
         for dir in ancestors.reversed() where dir.count >= mount.count {
             let available = Set((CgroupDirectory(dir).read("cgroup.controllers") ?? "").split(separator: " ").map(String.init))
             let enabled = Set((CgroupDirectory(dir).read("cgroup.subtree_control") ?? "").split(separator: " ").map(String.init))
-            let missing = controllers.filter { !enabled.contains($0) }
+            let missing = controllers.filter { !enabled.contains($0) && (!onlyAvailable || available.contains($0)) }
             guard !missing.isEmpty else { continue }
             for c in missing where !available.contains(c) {
                 throw BerthError("linux.resources: the \(c) controller is not available in \(dir) (cgroup.controllers: \(available.sorted().joined(separator: " ")))")

@@ -59,10 +59,13 @@ struct Timeline {
     private var start = monotonicNanos()
     private var last = monotonicNanos()
     private var phases: [(String, UInt64)] = []
+    /// CLOCK_MONOTONIC at each mark: comparable with the kernel's (and BPF's) timestamps.
+    private var marks: [(String, UInt64)] = []
 
     mutating func mark(_ phase: String) {
         let now = monotonicNanos()
         phases.append((phase, now - last))
+        marks.append((phase, now))
         last = now
     }
 
@@ -76,7 +79,8 @@ struct Timeline {
         guard let path = getenv("BERTH_TIMINGS_FILE").map({ String(cString: $0) }), !path.isEmpty else { return }
         let fields = phases.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",")
         // child sub-phases overlap "clone-to-ready": the total is wall time from the first mark
-        let line = "{\"command\":\"\(command)\",\"total_ns\":\(last - start),\"phases_ns\":{\(fields)}}\n"
+        let at = marks.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",")
+        let line = "{\"command\":\"\(command)\",\"total_ns\":\(last - start),\"phases_ns\":{\(fields)},\"marks_monotonic_ns\":{\(at)}}\n"
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return }
         _ = line.withCString { write(fd, $0, strlen($0)) }

@@ -50,6 +50,8 @@ public struct Top {
     public func run() throws(BerthError) {
         var signals = StopSignals()
         let probes = try Probes([.syscalls, .latency, .oom, .runq])
+        try probes.enableSelfCost()
+        var previousCost = ProbeCost(probes.selfCost())
         var previous: [String: Sample] = [:]
         var refresh = 0
         while options.iterations.map({ refresh < $0 }) ?? true {
@@ -81,7 +83,9 @@ public struct Top {
                                 runQueueP99Nanoseconds: delta?.runQueue.percentile(0.99),
                                 oomKills: stats.memory.oomKills))
             }
-            if refresh > 0 { render(rows) }
+            let cost = ProbeCost(probes.selfCost())
+            if refresh > 0 { render(rows, cost: cost.since(previousCost, seconds: options.interval)) }
+            previousCost = cost
             refresh += 1
             let deadline = monotonicMilliseconds() + options.interval * 1000
             while monotonicMilliseconds() < deadline {
@@ -91,9 +95,10 @@ public struct Top {
         }
     }
 
-    func render(_ rows: [Row]) {
+    func render(_ rows: [Row], cost: ProbeCost) {
         if options.json {
             for r in rows { output(JSON.line(r)) }
+            output(JSON.line(cost))
             return
         }
         var lines = ["\u{1b}[H\u{1b}[2J" + "berth top — \(rows.count) running, every \(format(options.interval, 1)) s (Ctrl-C quits)", ""]
@@ -107,6 +112,29 @@ public struct Top {
                          + pad(duration(r.syscallP50Nanoseconds), 9, right: true) + pad(duration(r.syscallP99Nanoseconds), 9, right: true)
                          + pad(duration(r.runQueueP99Nanoseconds), 10, right: true) + pad("\(r.oomKills)", 5, right: true))
         }
+        lines.append("")
+        lines.append("probes: \(cost.runs) runs, \(duration(Double(cost.nanoseconds))) in BPF (\(format(cost.cpuPercent, 2)) % of a CPU)")
         output(lines.joined(separator: "\n"))
+    }
+}
+
+/// The probes' own cost over a refresh, from the kernel's BPF statistics.
+struct ProbeCost: Codable {
+    var type = "probe-cost"
+    var runs: UInt64
+    var nanoseconds: UInt64
+    var cpuPercent: Double = 0
+
+    init(_ costs: [ProgramCost]) {
+        runs = costs.reduce(0) { $0 + $1.runCount }
+        nanoseconds = costs.reduce(0) { $0 + $1.runTimeNanoseconds }
+    }
+
+    func since(_ earlier: ProbeCost, seconds: Double) -> ProbeCost {
+        var d = self
+        d.runs = runs - min(runs, earlier.runs)
+        d.nanoseconds = nanoseconds - min(nanoseconds, earlier.nanoseconds)
+        d.cpuPercent = Double(d.nanoseconds) / (max(seconds, 0.001) * 1e9) * 100
+        return d
     }
 }

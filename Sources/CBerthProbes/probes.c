@@ -1,6 +1,7 @@
 /* libbpf glue for BerthProbes: see include/berth_probes.h. */
 #include "berth_probes.h"
 #include <bpf/libbpf.h>
+#include <bpf/btf.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,12 +67,39 @@ static const struct { const char *name; uint32_t needs; } programs[] = {
     { "berth_exit", BERTH_TRACE_EXEC },
     { "berth_fork", BERTH_TRACE_EXEC },
     { "berth_oom", BERTH_TRACE_OOM },
+    { "berth_oom_pid", BERTH_TRACE_OOM },
     { "berth_wakeup", BERTH_TRACE_RUNQ },
     { "berth_wakeup_new", BERTH_TRACE_RUNQ },
     { "berth_switch", BERTH_TRACE_RUNQ },
     { "berth_empty_enter", BERTH_TRACE_EMPTY },
     { "berth_empty_exit", BERTH_TRACE_EMPTY },
 };
+
+/* Which mark_victim this kernel has: (task, uid) since 6.6, (pid) before. Read from
+ * the kernel's BTF (the typedef of the tracepoint's prototype), not from a version. */
+static bool mark_victim_takes_task(void)
+{
+    struct btf *btf = btf__load_vmlinux_btf();
+    if (!btf)
+        return true;
+    bool task = true;
+    int id = btf__find_by_name_kind(btf, "btf_trace_mark_victim", BTF_KIND_TYPEDEF);
+    if (id > 0) {
+        const struct btf_type *t = btf__type_by_id(btf, btf__type_by_id(btf, id)->type);  /* pointer */
+        if (t && btf_is_ptr(t)) {
+            const struct btf_type *proto = btf__type_by_id(btf, t->type);
+            /* (void *__data, first argument, …) */
+            if (proto && btf_is_func_proto(proto) && btf_vlen(proto) >= 2) {
+                const struct btf_type *first = btf__type_by_id(btf, btf_params(proto)[1].type);
+                while (first && (btf_is_typedef(first) || btf_is_mod(first)))
+                    first = btf__type_by_id(btf, first->type);
+                task = first && btf_is_ptr(first);
+            }
+        }
+    }
+    btf__free(btf);
+    return task;
+}
 
 struct berth_probes *berth_probes_load(const void *object, size_t size, uint32_t what,
                                        char *err, size_t err_size)
@@ -93,12 +121,17 @@ struct berth_probes *berth_probes_load(const void *object, size_t size, uint32_t
         return NULL;
     }
     struct bpf_program *prog;
+    bool task_victim = (what & BERTH_TRACE_OOM) ? mark_victim_takes_task() : true;
     bpf_object__for_each_program(prog, p->object) {
         const char *name = bpf_program__name(prog);
         bool wanted = false;
         for (size_t i = 0; i < sizeof(programs) / sizeof(programs[0]); i++)
             if (strcmp(programs[i].name, name) == 0 && (programs[i].needs & what))
                 wanted = true;
+        if (strcmp(name, "berth_oom") == 0)
+            wanted = wanted && task_victim;
+        if (strcmp(name, "berth_oom_pid") == 0)
+            wanted = wanted && !task_victim;
         bpf_program__set_autoload(prog, wanted);
     }
     int rc = bpf_object__load(p->object);

@@ -177,6 +177,9 @@ struct ProbeTests {
         let rows = out.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
             .filter { $0["container"] as? String == id }
         #expect(rows.count == 2, "one row per refresh: \(out.stdout)")
+        let costs = out.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { $0["type"] as? String == "probe-cost" }
+        #expect(costs.count == 2 && costs.allSatisfy { ($0["runs"] as? Int ?? 0) > 0 }, "the probes' own cost each refresh: \(costs)")
         for row in rows {
             #expect((row["cpuPercent"] as? Double ?? 0) > 50, "a spinning container uses a CPU: \(row)")
             #expect((row["pids"] as? Int ?? 0) >= 1)

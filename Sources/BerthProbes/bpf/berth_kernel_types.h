@@ -78,6 +78,11 @@ struct mem_cgroup {
 };
 struct pt_regs { unsigned long orig_ax; };
 
+/* Before Linux 6.2 the rss counters were one struct of atomics, not per-CPU
+ * counters; the ___v61 flavours let CO-RE read whichever the kernel has. */
+struct mm_rss_stat___v61 { atomic_long_t count[4]; };
+struct mm_struct___v61 { struct mm_rss_stat___v61 rss_stat; };
+
 #pragma clang attribute pop
 
 enum cgroup_subsys_id { memory_cgrp_id = 4 };

@@ -278,11 +278,33 @@ int BPF_PROG(berth_fork, struct task_struct *parent, struct task_struct *child)
     return 0;
 }
 
-/* The victim is chosen and marked here, in the context of the task whose charge
- * failed; the victim's own cgroup is read from its task so the event names it even
- * when the cgroup is removed right after. */
-SEC("tp_btf/mark_victim")
-int BPF_PROG(berth_oom, struct task_struct *victim, uid_t uid)
+/* What an OOM event says about the victim's memory, read the way this kernel
+ * keeps it: per-CPU rss counters since 6.2, one struct of atomics before. */
+static __always_inline void fill_oom(struct berth_event *e, struct task_struct *victim)
+{
+    struct mm_struct *mm = BPF_CORE_READ(victim, mm);
+    if (mm) {
+        e->total_vm = BPF_CORE_READ(mm, total_vm);
+        if (bpf_core_type_exists(struct mm_rss_stat___v61)) {
+            struct mm_struct___v61 *old = (void *)mm;
+            e->file_rss = BPF_CORE_READ(old, rss_stat.count[MM_FILEPAGES].counter);
+            e->anon_rss = BPF_CORE_READ(old, rss_stat.count[MM_ANONPAGES].counter);
+            e->shmem_rss = BPF_CORE_READ(old, rss_stat.count[MM_SHMEMPAGES].counter);
+        } else {
+            e->file_rss = BPF_CORE_READ(mm, rss_stat[MM_FILEPAGES].count);
+            e->anon_rss = BPF_CORE_READ(mm, rss_stat[MM_ANONPAGES].count);
+            e->shmem_rss = BPF_CORE_READ(mm, rss_stat[MM_SHMEMPAGES].count);
+        }
+    }
+    int memory = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+    if (memory >= 0 && memory < 16) {
+        struct cgroup_subsys_state *css = BPF_CORE_READ(victim, cgroups, subsys[memory]);
+        if (css)
+            e->memcg_usage = BPF_CORE_READ((struct mem_cgroup *)css, memory.usage.counter);
+    }
+}
+
+static __always_inline int oom_event(struct task_struct *victim, u32 victim_pid)
 {
     u64 id = cgroup_id_of(victim);
     struct berth_tracked *t = tracked_entry(id);
@@ -300,24 +322,33 @@ int BPF_PROG(berth_oom, struct task_struct *victim, uid_t uid)
     e->slot = slot;
     e->cgroup_id = id;
     e->timestamp_ns = bpf_ktime_get_ns();
-    e->pid = BPF_CORE_READ(victim, tgid);
-    e->ppid = BPF_CORE_READ(victim, real_parent, tgid);
-    BPF_CORE_READ_STR_INTO(&e->comm, victim, comm);
-    struct mm_struct *mm = BPF_CORE_READ(victim, mm);
-    if (mm) {
-        e->total_vm = BPF_CORE_READ(mm, total_vm);
-        e->file_rss = BPF_CORE_READ(mm, rss_stat[MM_FILEPAGES].count);
-        e->anon_rss = BPF_CORE_READ(mm, rss_stat[MM_ANONPAGES].count);
-        e->shmem_rss = BPF_CORE_READ(mm, rss_stat[MM_SHMEMPAGES].count);
-    }
-    int memory = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
-    if (memory >= 0 && memory < 16) {
-        struct cgroup_subsys_state *css = BPF_CORE_READ(victim, cgroups, subsys[memory]);
-        if (css)
-            e->memcg_usage = BPF_CORE_READ((struct mem_cgroup *)css, memory.usage.counter);
+    e->pid = victim_pid;
+    /* Only the victim's own task says who it is (the legacy hook may run in another). */
+    if (BPF_CORE_READ(victim, tgid) == (pid_t)victim_pid) {
+        e->ppid = BPF_CORE_READ(victim, real_parent, tgid);
+        BPF_CORE_READ_STR_INTO(&e->comm, victim, comm);
+        fill_oom(e, victim);
     }
     bpf_ringbuf_submit(e, 0);
     return 0;
+}
+
+/* The victim is chosen and marked here. Since Linux 6.6 the tracepoint hands over
+ * the victim's task, whose own cgroup names it even when the cgroup is removed
+ * right after. */
+SEC("tp_btf/mark_victim")
+int BPF_PROG(berth_oom, struct task_struct *victim, uid_t uid)
+{
+    return oom_event(victim, BPF_CORE_READ(victim, tgid));
+}
+
+/* Before 6.6 it hands over only the pid. A memory-cgroup OOM kill runs in the task
+ * whose charge failed, which is in the same cgroup: the event is attributed to that
+ * cgroup, and carries the victim's details when the charging task is the victim. */
+SEC("tp_btf/mark_victim")
+int BPF_PROG(berth_oom_pid, int pid)
+{
+    return oom_event(bpf_get_current_task_btf(), (u32)pid);
 }
 
 /* Run-queue latency: wakeup (or preemption) stamps the task, the switch that runs
