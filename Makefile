@@ -7,7 +7,7 @@ VM_RUN       ?= ../shared/vm/vm-run.sh
 RELEASE_BIN  := .build/release/berth-runtime
 HELPER       := .build/helpers/berth-test-init
 
-.PHONY: all deps build debug helper test test-v2 bench clean
+.PHONY: all deps build debug helper test test-v2 bench micro clean
 
 all: build
 
@@ -68,6 +68,11 @@ bench: build
 	.build/release/berth-bench --profile quick $(BENCH_FLAGS)
 	@latest=$$(ls -d reports/2*/ | sort | tail -1); rm -rf reports/example; cp -r $$latest reports/example; \
 	  echo "reports/example now holds $$latest"
+
+# In-process benchmarks (ordo-one/benchmark, Benchmarks/BerthMicro): config decode, plan
+# compile, cgroup apply on a scratch cgroupfs, report rendering.
+micro: deps
+	$(SWIFT) package --allow-writing-to-package-directory benchmark --format markdown
 
 clean:
 	rm -rf .build

@@ -13,6 +13,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // In-process benchmarks (Benchmarks/): `swift package benchmark`.
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
         // C: the child side of clone3 (plan executor) and the exec joiner.
@@ -42,6 +44,14 @@ let package = Package(
         .executableTarget(
             name: "berth-runtime",
             dependencies: ["BerthRuntime"]
+        ),
+        // ordo-one/benchmark targets: the in-process parts of a start and of a report.
+        .executableTarget(
+            name: "BerthMicro",
+            dependencies: ["BerthBench", "BerthCgroups", "BerthOCI", "BerthRuntime", "BerthSys",
+                           .product(name: "Benchmark", package: "benchmark")],
+            path: "Benchmarks/BerthMicro",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         .testTarget(name: "BerthOCITests", dependencies: ["BerthOCI"]),
         .testTarget(name: "BerthCgroupsTests", dependencies: ["BerthCgroups", "BerthOCI"]),

@@ -90,6 +90,8 @@ public struct ProcessCgroups: Sendable, Equatable {
     /// controller list (comma-joined, as in the file) → path; "" is the v2 entry.
     public var paths: [String: String]
 
+    public init(paths: [String: String]) { self.paths = paths }
+
     public static func parse(_ text: String) -> ProcessCgroups {
         var paths: [String: String] = [:]
         for line in text.split(separator: "\n") {

@@ -5,36 +5,16 @@ import BerthSys
 import Glibc
 #endif
 
-/// A cgroupfs made of plain directories in a temp dir: the manager's file I/O
-/// is relative to mount points, so it runs against this without root.
+/// The scratch cgroupfs, removed when the test is done with it.
 final class FakeCgroupfs {
-    let root: String
-    let layout: CgroupLayout
+    let scratch: ScratchCgroupfs
+    var root: String { scratch.root }
+    var layout: CgroupLayout { scratch.layout }
 
-    init() throws {
-        var template = Array("/tmp/berth-fakecg-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw BerthError.sys("mkdtemp") }
-        let base = String(cString: made)
-        root = base
-        let v1 = ["cpu", "cpuset", "memory", "freezer", "pids"].map {
-            Hierarchy(version: .v1, mountPoint: base + "/" + $0, root: "/", controllers: [$0])
-        }
-        let v2 = Hierarchy(version: .v2, mountPoint: base + "/unified", root: "/", controllers: [])
-        layout = CgroupLayout(mode: .hybrid, v1: v1, v2: v2)
-        for h in v1 + [v2] { try Files.makeDirectories(h.mountPoint) }
-        try Files.writeAtomically(Array("0-1\n".utf8), to: root + "/cpuset/cpuset.cpus")
-        try Files.writeAtomically(Array("0\n".utf8), to: root + "/cpuset/cpuset.mems")
-    }
+    init() throws { scratch = try ScratchCgroupfs.make() }
+    deinit { try? Files.removeTree(scratch.root) }
 
-    deinit { try? Files.removeTree(root) }
-
-    /// A real cgroupfs creates empty cpuset.cpus/mems in every new v1 cpuset; the fake needs them written.
-    func emptyCpusetFiles(under paths: [String]) throws {
-        for path in paths {
-            try Files.makeDirectories(root + "/cpuset/" + path)
-            for file in ["cpuset.cpus", "cpuset.mems"] { try Files.writeAtomically([], to: root + "/cpuset/" + path + "/" + file) }
-        }
-    }
+    func emptyCpusetFiles(under paths: [String]) throws { try scratch.emptyCpusetFiles(under: paths) }
 }
 
 @Suite("cgroupfs driver against a fake cgroupfs")

@@ -8,14 +8,9 @@ import BerthSys
 struct V1ResourceTests {
     func manager(_ fs: FakeCgroupfs) throws -> FSCgroupManager {
         let m = FSCgroupManager(layout: fs.layout, path: CgroupPath("c1"), caller: ProcessCgroups(paths: [:]))
-        try fs.emptyCpusetFiles(under: ["c1"])
-        try m.create()
         // the kernel creates controller files; the fake needs the ones apply() checks for
-        for file in ["memory/c1/memory.limit_in_bytes", "memory/c1/memory.memsw.limit_in_bytes", "memory/c1/memory.soft_limit_in_bytes",
-                     "memory/c1/memory.swappiness", "memory/c1/memory.oom_control", "cpu/c1/cpu.shares", "cpu/c1/cpu.cfs_period_us",
-                     "cpu/c1/cpu.cfs_quota_us", "pids/c1/pids.max"] {
-            try Files.writeAtomically(Array("9223372036854771712\n".utf8), to: fs.root + "/" + file)
-        }
+        try fs.scratch.populate("c1")
+        try m.create()
         return m
     }
 
