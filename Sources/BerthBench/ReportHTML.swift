@@ -42,8 +42,8 @@ extension BenchResults {
             body += "</div>"
             if let d = y.differences, !d.isEmpty {
                 // one colour per variant, grouped by operation; labels short enough for the axis
-                let variants = [("host + empty programs − host", "floor (empty)"), ("host + probes − host", "untracked host"),
-                                ("container + probes − container", "tracked container")]
+                let variants = [("host + empty programs − host", "floor (empty)"), ("host + counts only − host", "counts only, host"),
+                                ("host + probes − host", "untracked host"), ("container + probes − container", "tracked container")]
                 var rows: [(name: String, value: Double)] = [], colors: [String] = []
                 for op in ["getpid", "read", "write"] {
                     for (i, (key, label)) in variants.enumerated() {

@@ -34,6 +34,8 @@ extension BenchResults {
             }
             out.append(Target(what: "getpid: probes attached, untracked host process", ratio: "host + probes − host",
                               limit: 120, value: y.differences?["host + probes − host"]?["getpid"], unit: " ns"))
+            out.append(Target(what: "getpid: syscall counter only (trace --counts), untracked host process", ratio: "host + counts only − host",
+                              limit: 120, value: y.differences?["host + counts only − host"]?["getpid"], unit: " ns"))
             out.append(Target(what: "getpid: probes attached, tracked container (counts + latency)", ratio: "container + probes − container",
                               limit: 250, value: y.differences?["container + probes − container"]?["getpid"], unit: " ns"))
         }
@@ -108,7 +110,7 @@ extension BenchResults {
         }
         if let d = y.differences, !d.isEmpty {
             md += "\nWhat berth's eBPF probes add per call (paired per round, ns; the probes are attached only for the `+` variants, "
-            md += "the host process is not tracked, the container is tracked with syscall counts and latency histograms; "
+            md += "the host process is not tracked, the container is tracked with syscall counts and latency histograms; `counts only` attaches just the sys_enter counter; "
             md += "`host + empty programs` is the floor: empty programs on sys_enter and sys_exit, what any syscall tracer pays on this kernel):\n\n"
             md += "| difference | " + y.operations.joined(separator: " | ") + " |\n|---|" + y.operations.map { _ in "---:|" }.joined() + "\n"
             for (k, per) in d.sorted(by: { $0.key < $1.key }) {

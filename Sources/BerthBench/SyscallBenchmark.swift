@@ -19,7 +19,7 @@ public struct SyscallBenchmark {
 
     /// A contender: where the helper runs, and what the probes do meanwhile.
     struct Variant {
-        enum Probing { case off, empty, attached, tracked }
+        enum Probing { case off, empty, counts, attached, tracked }
         var name: String
         /// nil: on the host; else a container with this change to the spec.
         var adjust: ((inout Spec) -> Void)?
@@ -44,6 +44,7 @@ public struct SyscallBenchmark {
         if probes {
             v.append(Variant(name: "host + empty programs", adjust: nil, probing: .empty))
             v.append(Variant(name: "host + probes", adjust: nil, probing: .attached))
+            v.append(Variant(name: "host + counts only", adjust: nil, probing: .counts))
             v.append(Variant(name: "container + probes", adjust: { spec in
                 spec.annotations = [Tracing.waitAnnotation: "30"]
             }, probing: .tracked))
@@ -53,24 +54,35 @@ public struct SyscallBenchmark {
 
     /// The probes `berth trace` loads by default and the empty pair (the floor), or
     /// nil (and a note) where they cannot load.
-    func loadProbes(notes: inout [String]) -> (probes: Probes, empty: Probes)? {
+    func loadProbes(notes: inout [String]) -> ProbeSets? {
         do {
-            let probes = try Probes(.all)
-            probes.detach()
-            let empty = try Probes(.emptyPrograms)
-            empty.detach()
-            return (probes, empty)
+            let sets = ProbeSets(all: try Probes(.all), counts: try Probes(.syscalls), empty: try Probes(.emptyPrograms))
+            for p in [sets.all, sets.counts, sets.empty] { p.detach() }
+            return sets
         } catch {
             notes.append("probe variants skipped: \(error)")
             return nil
         }
     }
 
+    /// The probe sets the variants attach: what `berth trace` loads by default, the
+    /// syscall counter alone (`berth trace --counts`), and the empty pair.
+    struct ProbeSets {
+        var all: Probes
+        var counts: Probes
+        var empty: Probes
+    }
+
     /// Runs one variant once; with `.tracked`, registers the container's cgroup the
     /// way `berth trace` does (the container waits for it: org.berth.trace.wait).
-    func measure(_ v: Variant, bundle: String?, id: String, args: [String], probes all: (probes: Probes, empty: Probes)?) -> Spawned {
-        let attached = v.probing == .off ? nil : v.probing == .empty ? all?.empty : all?.probes
-        let probes = all?.probes
+    func measure(_ v: Variant, bundle: String?, id: String, args: [String], probes sets: ProbeSets?) -> Spawned {
+        let attached: Probes? = switch v.probing {
+        case .off: nil
+        case .empty: sets?.empty
+        case .counts: sets?.counts
+        case .attached, .tracked: sets?.all
+        }
+        let probes = sets?.all
         try? attached?.attach()
         defer { attached?.detach() }
         guard let bundle else { return Spawned.run(context.rootfs + "/bin/berth-test-init", args) }
@@ -130,7 +142,8 @@ public struct SyscallBenchmark {
         // paired per round: each pair ran in the same round
         for (a, b) in [("container", "host"), ("seccomp one-rule", "container"), ("seccomp default", "seccomp one-rule"),
                        ("seccomp default", "container"), ("user namespace", "container"),
-                       ("host + empty programs", "host"), ("host + probes", "host"), ("container + probes", "container")] {
+                       ("host + empty programs", "host"), ("host + probes", "host"), ("host + counts only", "host"),
+                       ("container + probes", "container")] {
             for op in Self.operations {
                 if let x = samples[a]?[op], let y = samples[b]?[op], x.count == y.count, !x.isEmpty {
                     result.ratios["\(a) / \(b)", default: [:]][op] = Statistics.pairedRatio(x, y)
@@ -143,7 +156,7 @@ public struct SyscallBenchmark {
         // What the kernel accounts to each program, from one more tracked run with
         // BPF statistics on (they cost time themselves, so never during the rounds).
         if let all = probes, let v = variants.first(where: { $0.probing == .tracked }) {
-            let probes = all.probes
+            let probes = all.all
             do {
                 try probes.enableSelfCost()
                 let before = probes.selfCost()

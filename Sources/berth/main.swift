@@ -11,8 +11,9 @@ import CBerthLaunch
 /// `berth`: the engine CLI. For now: the probes (trace, top) over the containers
 /// of a berth-runtime root, and the benchmark reports.
 let usage = """
-usage: berth trace [--syscalls] [--exec] [--oom] [--runq] [--duration D] [--wait D] [--json] [--root DIR] CONTAINER…
-                                          trace containers with eBPF: syscall counts and latency, exec/exit/fork,
+usage: berth trace [--syscalls | --counts] [--exec] [--oom] [--runq] [--duration D] [--wait D] [--json] [--root DIR] CONTAINER…
+                                          trace containers with eBPF: syscall counts and latency (--counts: counts
+                                          only, no sys_exit program: cheapest for the host), exec/exit/fork,
                                           OOM kills, run-queue latency (all when none is named); D like 5, 2.5s, 500ms, 1m;
                                           --wait: wait up to D for containers not created yet
        berth top [--interval S] [--iterations N] [--json] [--root DIR]
@@ -82,11 +83,12 @@ switch args.first {
 case "--version", "version":
     print("berth 0.3.0")
 case "trace":
-    let a = Arguments(Array(args.dropFirst()), flags: ["--syscalls", "--exec", "--oom", "--runq", "--json"],
+    let a = Arguments(Array(args.dropFirst()), flags: ["--syscalls", "--counts", "--exec", "--oom", "--runq", "--json"],
                       values: ["--duration", "--wait", "--root"])
     var options = Tracer.Options()
     var probes: ProbeSet = []
     if a.flags.contains("--syscalls") { probes.formUnion([.syscalls, .latency]) }
+    if a.flags.contains("--counts") { probes.insert(.syscalls) }
     if a.flags.contains("--exec") { probes.insert(.exec) }
     if a.flags.contains("--oom") { probes.insert(.oom) }
     if a.flags.contains("--runq") { probes.insert(.runq) }

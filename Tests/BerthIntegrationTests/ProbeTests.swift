@@ -106,6 +106,19 @@ struct ProbeTests {
         try finish(env, id: id, trace)
     }
 
+    @Test("--counts loads the syscall counter alone: calls are counted, none is timed")
+    func countsOnly() throws {
+        let env = try TestEnvironment()
+        let id = env.id("counts")
+        let (trace, _) = try traced(env, id: id, args: ["berth-test-init", "syscalls", "5000"], traceArgs: ["--json", "--counts"])
+        #expect(trace.code == 0, "\(trace.stderr)")
+        let counted = try #require(trace.syscall("getppid"))
+        #expect((counted["count"] as? Int ?? 0) >= 5000)
+        #expect(counted["timed"] as? Int == 0 && counted["latency"] == nil, "no sys_exit program, no latency: \(counted)")
+        #expect((trace.summary["programIDs"] as? [Int])?.count == 1, "only the sys_enter counter is loaded")
+        try finish(env, id: id, trace)
+    }
+
     @Test("exec of a known binary gives one exec event with its filename and argv, and exits report their codes")
     func execAndExit() throws {
         let env = try TestEnvironment()
