@@ -34,7 +34,10 @@ public struct ProbeSet: OptionSet, Sendable, Hashable {
 /// Closing (or deinit) detaches and frees every program, link and map: nothing
 /// outlives the owner.
 public final class Probes {
-    public let probes: ProbeSet
+    public private(set) var probes: ProbeSet
+    /// Asked for, but not loaded: this kernel cannot run them safely (run-queue
+    /// latency before Linux 6.4: task storage created under the run-queue lock).
+    public private(set) var withheld: ProbeSet = []
     let handle: OpaquePointer
     let cpus: Int
     private var slots: [UInt64: UInt32] = [:]
@@ -58,6 +61,8 @@ public final class Probes {
         }
         self.handle = handle
         cpus = max(1, Int(berth_probes_possible_cpus()))
+        withheld = ProbeSet(rawValue: berth_probes_withheld(handle))
+        self.probes.subtract(withheld)
     }
 
     /// Detaches the programs: the kernel runs none of them until `attach`. Maps and

@@ -55,6 +55,9 @@ public struct Tracer {
         }
         var signals = StopSignals()
         let probes = try Probes(options.probes)
+        if !probes.withheld.isEmpty {
+            LineWriter(fd: 2)("berth trace: not traced on this kernel (needs Linux 6.4 or later): \(probes.withheld.names.joined(separator: ", "))")
+        }
         try probes.enableSelfCost()
         let before = Dictionary(uniqueKeysWithValues: targets.map { ($0.id, $0.record.cgroups.stats()) })
         for t in targets { try probes.track(cgroupID: t.cgroupID) }

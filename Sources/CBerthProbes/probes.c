@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <sys/utsname.h>
 
 struct berth_probes {
     struct bpf_object *object;
+    uint32_t withheld;
     struct bpf_link *links[16];
     int link_count;
     struct ring_buffer *ring;
@@ -101,6 +103,21 @@ static bool mark_victim_takes_task(void)
     return task;
 }
 
+/* The running kernel is at least major.minor (uname). */
+static bool kernel_at_least(int major, int minor)
+{
+    struct utsname u;
+    int a = 0, b = 0;
+    if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &a, &b) != 2)
+        return false;
+    return a > major || (a == major && b >= minor);
+}
+
+uint32_t berth_probes_withheld(struct berth_probes *p)
+{
+    return p->withheld;
+}
+
 struct berth_probes *berth_probes_load(const void *object, size_t size, uint32_t what,
                                        char *err, size_t err_size)
 {
@@ -108,6 +125,14 @@ struct berth_probes *berth_probes_load(const void *object, size_t size, uint32_t
     if (!p) {
         snprintf(err, err_size, "out of memory");
         return NULL;
+    }
+    /* Run-queue latency creates task storage in sched_wakeup, under the run-queue
+     * lock. Before 6.4 that allocation could enter the page allocator and wake
+     * kswapd, taking a run-queue lock again: a deadlock, seen as a soft lockup
+     * on 6.1. Since 6.4 local storage comes from the BPF memory allocator. */
+    if ((what & BERTH_TRACE_RUNQ) && !kernel_at_least(6, 4)) {
+        what &= ~BERTH_TRACE_RUNQ;
+        p->withheld |= BERTH_TRACE_RUNQ;
     }
     pthread_mutex_lock(&log_lock);
     log_begin();

@@ -106,6 +106,17 @@ struct ProbeTests {
         try finish(env, id: id, trace)
     }
 
+    @Test("before Linux 6.4 the run-queue probes are withheld, and the trace says so",
+          .enabled(if: !Host.kernelAtLeast(6, 4), "this kernel runs them"))
+    func runQueueWithheld() throws {
+        let env = try TestEnvironment()
+        let id = env.id("norunq")
+        let (trace, _) = try traced(env, id: id, args: ["berth-test-init", "exit", "0"], traceArgs: ["--json", "--runq", "--exec"])
+        #expect(trace.code == 0, "\(trace.stderr)")
+        #expect(trace.stderr.contains("not traced on this kernel (needs Linux 6.4 or later): runq"), "\(trace.stderr)")
+        try finish(env, id: id, trace)
+    }
+
     @Test("--counts loads the syscall counter alone: calls are counted, none is timed")
     func countsOnly() throws {
         let env = try TestEnvironment()
@@ -161,7 +172,8 @@ struct ProbeTests {
         try finish(env, id: id, trace)
     }
 
-    @Test("run-queue latency: more spinning threads than CPUs wait on the run queue, and the waits are measured")
+    @Test("run-queue latency: more spinning threads than CPUs wait on the run queue, and the waits are measured",
+          .enabled(if: Host.kernelAtLeast(6, 4), "run-queue probes need Linux 6.4 (task storage under the run-queue lock)"))
     func runQueue() throws {
         let env = try TestEnvironment()
         let id = env.id("runq")
