@@ -164,6 +164,10 @@ public struct StartupBenchmark {
     /// mark). Both are CLOCK_MONOTONIC. Positive: berth learned of the exec that much
     /// after the kernel did it.
     func crossCheckExec(bundle: String, notes: inout [String]) -> ExecCrossCheck? {
+        guard kernelAtLeast(6, 4) else {
+            notes.append("exec cross-check skipped: probes are benchmarked on Linux 6.4 or later only")
+            return nil
+        }
         let probes: Probes
         do { probes = try Probes(.exec) } catch {
             notes.append("exec cross-check skipped: \(error)")

@@ -55,6 +55,12 @@ public struct SyscallBenchmark {
     /// The probes `berth trace` loads by default and the empty pair (the floor), or
     /// nil (and a note) where they cannot load.
     func loadProbes(notes: inout [String]) -> ProbeSets? {
+        // The 6.1 v2 guest soft-locked twice while this scenario attached and detached
+        // the probe sets under load; the cause is not pinned down, so older kernels skip it.
+        guard kernelAtLeast(6, 4) else {
+            notes.append("probe variants skipped: measured on Linux 6.4 or later only (a 6.1 kernel soft-locked under this scenario)")
+            return nil
+        }
         do {
             let sets = ProbeSets(all: try Probes(.all), counts: try Probes(.syscalls), empty: try Probes(.emptyPrograms))
             for p in [sets.all, sets.counts, sets.empty] { p.detach() }
