@@ -5,6 +5,8 @@ import BerthCgroups
 import BerthOCI
 import BerthSecurity
 import BerthSys
+import BerthProbes
+import BerthRuntime
 import CBerthLaunch
 
 /// What every scenario shares: the binaries, a scratch directory, one busybox
@@ -62,6 +64,23 @@ public struct BenchContext: Sendable {
     /// berth-runtime --root <state> ARGS…, with its output.
     public func berth(_ args: [String], env: [String] = [], whileRunning: (pid_t) -> Void = { _ in }) -> Spawned {
         Spawned.run(berthBinary, [berthBinary, "--root", stateRoot] + args, env: env, whileRunning: whileRunning)
+    }
+
+    /// What `berth trace` does for a container held by org.berth.trace.wait: waits
+    /// (up to 30 s) for its record, tracks its cgroup and marks it traced. Call it from
+    /// `berth(…, whileRunning:)`; returns the cgroup id, nil if the record never came.
+    public func trackWhenCreated(_ id: String, probes: Probes, _ what: ProbeSet? = nil) -> UInt64? {
+        let store = StateStore(root: stateRoot)
+        let deadline = monotonicMilliseconds() + 30_000
+        while monotonicMilliseconds() < deadline {
+            if let record = try? store.load(id), let cgroupID = try? record.cgroups.v2CgroupID() {
+                _ = try? probes.track(cgroupID: cgroupID, what)
+                store.markTraced(id)
+                return cgroupID
+            }
+            usleep(500)
+        }
+        return nil
     }
 
     /// The runtimes remove their container's cgroup; the shared parent is ours to remove,

@@ -176,23 +176,13 @@ public struct StartupBenchmark {
         var spec = context.spec(name: "startup-traced", args: ["/bin/true"])
         spec.annotations = [Tracing.waitAnnotation: "30"]
         guard let traced = try? context.bundle("startup-traced", spec) else { return nil }
-        let store = StateStore(root: context.stateRoot)
         var differences: [Double] = []
         for i in 0..<5 {
             let id = "xcheck-\(getpid())-\(i)"
             let timings = context.workDir + "/xcheck-timings-\(i).jsonl"
             var cgroupID: UInt64?
             let out = context.berth(["run", "--bundle", traced, id], env: ["BERTH_TIMINGS_FILE=" + timings]) { _ in
-                let deadline = monotonicMilliseconds() + 30_000
-                while monotonicMilliseconds() < deadline {
-                    if let record = try? store.load(id), let cg = try? record.cgroups.v2CgroupID() {
-                        _ = try? probes.track(cgroupID: cg)
-                        cgroupID = cg
-                        try? Files.writeAtomically(Array("\(getpid())\n".utf8), to: store.tracerMarker(id), mode: 0o644)
-                        return
-                    }
-                    usleep(500)
-                }
+                cgroupID = context.trackWhenCreated(id, probes: probes)
             }
             var execAt: UInt64?
             try? probes.poll(timeout: 100) { event in

@@ -92,20 +92,10 @@ public struct SyscallBenchmark {
         try? attached?.attach()
         defer { attached?.detach() }
         guard let bundle else { return Spawned.run(context.rootfs + "/bin/berth-test-init", args) }
-        let store = StateStore(root: context.stateRoot)
         var tracked: UInt64?
         let out = context.berth(["run", "--bundle", bundle, id]) { _ in
             guard v.probing == .tracked, let probes else { return }
-            let deadline = monotonicMilliseconds() + 30_000
-            while monotonicMilliseconds() < deadline {
-                if let record = try? store.load(id), let cgroupID = try? record.cgroups.v2CgroupID() {
-                    _ = try? probes.track(cgroupID: cgroupID, [.syscalls, .latency])
-                    tracked = cgroupID
-                    try? Files.writeAtomically(Array("\(getpid())\n".utf8), to: store.tracerMarker(id), mode: 0o644)
-                    return
-                }
-                usleep(500)
-            }
+            tracked = context.trackWhenCreated(id, probes: probes, [.syscalls, .latency])
         }
         if let tracked { probes?.untrack(cgroupID: tracked) }
         return out

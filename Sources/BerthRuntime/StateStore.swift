@@ -110,6 +110,11 @@ public struct StateStore: Sendable {
     /// cgroup: the tracer's pid. `start` waits for it when the container asks (Tracing).
     public func tracerMarker(_ id: String) -> String { directory(id) + "/tracer" }
 
+    /// Says that this process now traces the container (releases a held `start`).
+    public func markTraced(_ id: String) {
+        try? Files.writeAtomically(Array("\(getpid())\n".utf8), to: tracerMarker(id), mode: 0o644)
+    }
+
     /// The container's compiled filter (see ContainerRecord.seccompFilter).
     public func seccompFilter(_ id: String) -> String { directory(id) + "/seccomp.bpf" }
 

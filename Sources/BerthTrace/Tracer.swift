@@ -63,7 +63,7 @@ public struct Tracer {
         for t in targets { try probes.track(cgroupID: t.cgroupID) }
         // Only now may a container that waits for its tracer start.
         for t in targets {
-            try? Files.writeAtomically(Array("\(getpid())\n".utf8), to: runtime.store.tracerMarker(t.id), mode: 0o644)
+            runtime.store.markTraced(t.id)
         }
         defer { for t in targets { unlink(runtime.store.tracerMarker(t.id)) } }
         let started = monotonicMilliseconds()

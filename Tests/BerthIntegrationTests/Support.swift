@@ -21,15 +21,8 @@ enum Host {
     /// The kernel describes itself in BTF: the CO-RE probes can load.
     static let hasBTF = FileManager.default.fileExists(atPath: "/sys/kernel/btf/vmlinux")
 
-    /// The running kernel is at least major.minor.
-    static func kernelAtLeast(_ major: Int, _ minor: Int) -> Bool {
-        var u = utsname()
-        uname(&u)
-        let release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        let parts = release.split(separator: ".").prefix(2).compactMap { Int($0.prefix { $0.isNumber }) }
-        guard parts.count == 2 else { return false }
-        return parts[0] > major || (parts[0] == major && parts[1] >= minor)
-    }
+    /// The running kernel is at least major.minor (BerthSys's check, as the probes use it).
+    static func kernelAtLeast(_ major: Int, _ minor: Int) -> Bool { BerthSys.kernelAtLeast(major, minor) }
 
     static let reason: Comment = "needs root on a kernel that allows mount and pid namespaces and a writable cgroupfs"
 }
