@@ -32,6 +32,10 @@ let package = Package(
                 exclude: ["bpf", "README.md"], plugins: ["BerthBPFPlugin"]),
         .executableTarget(name: "berth-bpf-embed", path: "Sources/berth-bpf-embed"),
         .plugin(name: "BerthBPFPlugin", capability: .buildTool(), dependencies: ["berth-bpf-embed"]),
+        // C: libcrypto (SHA-256), zlib and libzstd for image content; openat2, xattrs, the fd-based overlay mount.
+        .target(name: "CBerthImage", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("crypto"), .linkedLibrary("z"), .linkedLibrary("zstd")]),
+        // Images: content store, tar, layers on overlayfs, archives, import.
+        .target(name: "BerthImage", dependencies: ["BerthSys", "CBerthImage"], exclude: ["README.md"]),
         .target(name: "BerthRuntime", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "CBerthLaunch"], exclude: ["README.md"]),
         // berth trace / berth top: containers of a runtime root seen through the probes.
         .target(name: "BerthTrace", dependencies: ["BerthSys", "BerthRuntime", "BerthCgroups", "BerthProbes"], exclude: ["README.md"]),
@@ -56,6 +60,7 @@ let package = Package(
         .testTarget(name: "BerthOCITests", dependencies: ["BerthOCI"]),
         .testTarget(name: "BerthCgroupsTests", dependencies: ["BerthCgroups", "BerthOCI"]),
         .testTarget(name: "BerthProbesTests", dependencies: ["BerthProbes", "BerthSecurity"]),
+        .testTarget(name: "BerthImageTests", dependencies: ["BerthImage", "BerthSys", "CBerthImage"]),
         .testTarget(name: "BerthBenchTests", dependencies: ["BerthBench", "BerthProbes", "BerthSys"]),
         .testTarget(name: "BerthIntegrationTests", dependencies: ["BerthRuntime", "BerthCgroups", "BerthOCI", "BerthSecurity", "BerthBench", "berth-runtime", "berth-bench", "berth"]),
     ],
