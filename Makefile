@@ -1,13 +1,13 @@
 # berth — build, test and benchmark. Every target installs what it needs first,
 # so `make bench` and `make test` work on a fresh Debian machine.
 SWIFT        ?= swift
-DEB_PACKAGES := libseccomp-dev libbpf-dev libelf-dev libssl-dev zlib1g-dev libzstd-dev bpftool busybox-static crun runc hyperfine gcc libc6-dev iproute2 procps qemu-system-x86
+DEB_PACKAGES := libseccomp-dev libbpf-dev libelf-dev libssl-dev zlib1g-dev libzstd-dev bpftool busybox-static skopeo crun runc hyperfine gcc libc6-dev iproute2 procps qemu-system-x86
 # The throw-away guest with a v2-only kernel (shared/ lies beside the checkout).
 VM_RUN       ?= ../shared/vm/vm-run.sh
 RELEASE_BIN  := .build/release/berth-runtime
 HELPER       := .build/helpers/berth-test-init
 
-.PHONY: all deps build debug helper test test-v2 bench micro clean
+.PHONY: all deps build image debug helper test test-v2 bench micro clean
 
 all: build
 
@@ -24,6 +24,12 @@ deps:
 # Release binaries with the Swift stdlib linked in statically: a start costs ~3 ms, not ~13.
 build: deps helper
 	$(SWIFT) build -c release --static-swift-stdlib
+	@$(MAKE) --no-print-directory image
+
+# The default image, made locally with no network: busybox:latest in the engine's
+# store (/var/lib/berth unless BERTH_DATA_ROOT says otherwise), remade only when missing.
+image:
+	@.build/release/berth images -q busybox | grep -q . || .build/release/berth image bootstrap busybox --helper $(HELPER)
 
 debug: deps helper
 	$(SWIFT) build --build-tests

@@ -36,11 +36,13 @@ let package = Package(
         .target(name: "CBerthImage", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("crypto"), .linkedLibrary("z"), .linkedLibrary("zstd")]),
         // Images: content store, tar, layers on overlayfs, archives, import.
         .target(name: "BerthImage", dependencies: ["BerthSys", "CBerthImage"], exclude: ["README.md"]),
+        // Engine: containers made from images (writable layer, runtime config, lifecycle).
+        .target(name: "BerthEngine", dependencies: ["BerthImage", "BerthRuntime", "BerthOCI", "BerthSecurity", "BerthSys"], exclude: ["README.md"]),
         .target(name: "BerthRuntime", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "CBerthLaunch"], exclude: ["README.md"]),
         // berth trace / berth top: containers of a runtime root seen through the probes.
         .target(name: "BerthTrace", dependencies: ["BerthSys", "BerthRuntime", "BerthCgroups", "BerthProbes"], exclude: ["README.md"]),
         .target(name: "BerthBench", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "BerthRuntime", "BerthProbes", "CBerthLaunch"], exclude: ["README.md"]),
-        .executableTarget(name: "berth", dependencies: ["BerthBench", "BerthTrace", "BerthProbes", "BerthRuntime", "BerthSys", "CBerthLaunch"]),
+        .executableTarget(name: "berth", dependencies: ["BerthEngine", "BerthImage", "BerthBench", "BerthTrace", "BerthProbes", "BerthRuntime", "BerthSys", "CBerthLaunch"]),
         .executableTarget(
             name: "berth-bench",
             dependencies: ["BerthBench", "BerthSys", "CBerthLaunch", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -62,7 +64,7 @@ let package = Package(
         .testTarget(name: "BerthProbesTests", dependencies: ["BerthProbes", "BerthSecurity"]),
         .testTarget(name: "BerthImageTests", dependencies: ["BerthImage", "BerthSys", "CBerthImage"]),
         .testTarget(name: "BerthBenchTests", dependencies: ["BerthBench", "BerthProbes", "BerthSys"]),
-        .testTarget(name: "BerthIntegrationTests", dependencies: ["BerthRuntime", "BerthCgroups", "BerthOCI", "BerthSecurity", "BerthBench", "berth-runtime", "berth-bench", "berth"]),
+        .testTarget(name: "BerthIntegrationTests", dependencies: ["BerthRuntime", "BerthImage", "BerthCgroups", "BerthOCI", "BerthSecurity", "BerthBench", "berth-runtime", "berth-bench", "berth"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -142,3 +142,14 @@ public enum Overlay {
     }
 }
 
+
+extension ContainerLayer {
+    /// A file of a container's root read with openat2(RESOLVE_IN_ROOT), so a
+    /// symlink in the image cannot make berth read a host file (`/etc/passwd` → host's).
+    public static func readFile(root: String, path: String) -> String? {
+        guard let dir = try? FileDescriptor(open: root, flags: O_RDONLY | O_DIRECTORY) else { return nil }
+        let fd = berth_openat_in_root(dir.rawValue, path, O_RDONLY, 0)
+        guard fd >= 0 else { return nil }
+        return (try? FileSource(adopting: fd, path: path).readAll(limit: 4 << 20, describing: path)).map { String(decoding: $0, as: UTF8.self) }
+    }
+}

@@ -56,7 +56,7 @@ public struct ImageBuilder {
     }
 
     /// `berth import`: `path` is a tarball (gzip/zstd or plain; "-" for stdin) or a directory.
-    public func importRootfs(_ path: String, name: String?, changes: [String]) throws(BerthError) -> ImageRecord {
+    public func importRootfs(_ path: String, name: String?, changes: [String], createdBy: String? = nil) throws(BerthError) -> ImageRecord {
         let names = try name.map { n throws(BerthError) in [try Reference(parsing: n)] } ?? []
         var config = ImageConfig.Config()
         for change in changes {
@@ -79,6 +79,6 @@ public struct ImageBuilder {
             layer = try self.layer(fromTar: source, describing: "import \(path == "-" ? "stdin" : path)")
         }
         return try image(base: nil, baseLayers: [], layers: [layer], config: config,
-                         history: [.init(created: Timestamp.now(), createdBy: "berth import \(path)", comment: "imported")], names: names)
+                         history: [.init(created: Timestamp.now(), createdBy: createdBy ?? "berth import \(path)", comment: "imported")], names: names)
     }
 }

@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import BerthBench
+import BerthEngine
+import BerthImage
 import BerthProbes
 import BerthRuntime
 import BerthSys
@@ -11,7 +13,22 @@ import CBerthLaunch
 /// `berth`: the engine CLI. For now: the probes (trace, top) over the containers
 /// of a berth-runtime root, and the benchmark reports.
 let usage = """
-usage: berth trace [--syscalls | --counts] [--exec] [--oom] [--runq] [--duration D] [--wait D] [--json] [--root DIR] CONTAINER…
+usage: berth [--data-root DIR] [--exec-root DIR] COMMAND   (images and containers: default \(ImageStore.defaultRoot) and \(Engine.defaultRunRoot))
+       berth run [--rm] [-d] [-t] [-i] [--name N] [-e K=V] [-w DIR] [-u USER[:GROUP]] [--entrypoint E] [-h HOST] [--cgroup-parent P] IMAGE [COMMAND…]
+       berth create [same options] IMAGE [COMMAND…]
+       berth ps [-a] [-q]                 containers (running; -a: all)
+       berth rm [-f] CONTAINER…           remove containers and their writable layers
+       berth export [-o FILE] CONTAINER   the container's filesystem as a tar
+       berth images [-q] [REPOSITORY]     images in the store (also: berth image ls)
+       berth image inspect IMAGE…         JSON, as docker image inspect
+       berth tag SOURCE TARGET            another name for an image
+       berth rmi [-f] IMAGE…              untag, and delete images left without a name
+       berth image prune [-a]             delete unnamed images (-a: all without a container), and every blob and layer nothing uses
+       berth load [-i FILE]               docker save archives and OCI archives (plain, gzip or zstd); stdin without -i
+       berth save [-o FILE] IMAGE…        one archive readable as both (docker 25+'s layout); stdout without -o
+       berth import [-c CHANGE]… FILE|DIR|- [NAME]   a rootfs tarball or directory as a one-layer image
+       berth image bootstrap busybox [--helper PATH]  busybox:latest from Debian's busybox-static, with no network
+       berth trace [--syscalls | --counts] [--exec] [--oom] [--runq] [--duration D] [--wait D] [--json] [--root DIR] CONTAINER…
                                           trace containers with eBPF: syscall counts and latency (--counts: counts
                                           only, no sys_exit program: cheapest for the host), exec/exit/fork,
                                           OOM kills, run-queue latency (all when none is named); D like 5, 2.5s, 500ms, 1m;
@@ -50,36 +67,25 @@ func seconds(_ text: String, option: String) -> Double {
     fail("\(option) \"\(text)\": give a positive duration like 5, 2.5s, 500ms or 1m", code: 2)
 }
 
-/// Options of trace and top: flags, `--name value` pairs, the rest positional.
-struct Arguments {
-    var flags: Set<String> = []
-    var values: [String: String] = [:]
-    var positional: [String] = []
-
-    init(_ args: [String], flags known: Set<String>, values takesValue: Set<String>) {
-        var i = 0
-        while i < args.count {
-            let a = args[i]
-            if a.hasPrefix("--"), let eq = a.firstIndex(of: "="), takesValue.contains(String(a[..<eq])) {
-                values[String(a[..<eq])] = String(a[a.index(after: eq)...])
-            } else if takesValue.contains(a) {
-                guard i + 1 < args.count else { fail("\(a) needs a value\n\(usage)", code: 2) }
-                values[a] = args[i + 1]
-                i += 1
-            } else if known.contains(a) {
-                flags.insert(a)
-            } else if a.hasPrefix("-") {
-                fail("unknown option \(a)\n\(usage)", code: 2)
-            } else {
-                positional.append(a)
-            }
-            i += 1
-        }
-    }
-}
-
 var args = Array(CommandLine.arguments.dropFirst())
+// global options of the engine, before the command
+var roots = EngineRoots()
+while let first = args.first, first == "--data-root" || first == "--exec-root" {
+    guard args.count > 1 else { fail("\(first) needs a directory\n\(usage)", code: 2) }
+    if first == "--data-root" { roots.data = args[1] } else { roots.exec = args[1] }
+    args.removeFirst(2)
+}
 switch args.first {
+case "images", "tag", "rmi", "load", "save", "import":
+    imageCommand(args[0] == "rmi" ? "rmi" : args[0], Array(args.dropFirst()), roots: roots)
+case "image":
+    guard args.count > 1 else { fail("image: give a command (ls, inspect, tag, rm, prune, load, save, import)\n\(usage)", code: 2) }
+    imageCommand(args[1], Array(args.dropFirst(2)), roots: roots)
+case "run", "create", "ps", "rm", "export":
+    containerCommand(args[0], Array(args.dropFirst()), roots: roots)
+case "container":
+    guard args.count > 1 else { fail("container: give a command (run, create, ls, rm, export)\n\(usage)", code: 2) }
+    containerCommand(args[1] == "ls" ? "ps" : args[1], Array(args.dropFirst(2)), roots: roots)
 case "--version", "version":
     print("berth 0.3.0")
 case "trace":

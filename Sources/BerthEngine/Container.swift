@@ -1,0 +1,46 @@
+import Foundation
+import BerthImage
+import BerthSys
+
+/// What the engine keeps about a container in `containers/<id>/container.json`,
+/// beside its writable layer.
+public struct EngineContainer: Codable, Sendable, Equatable {
+    public enum Status: String, Codable, Sendable { case created, running, exited }
+
+    public var id: String
+    public var name: String
+    /// The image id and the name it was asked for by.
+    public var image: Digest
+    public var imageName: String
+    public var created: String
+    public var command: [String]
+    public var status: Status
+    public var exitCode: Int32?
+    public var started: String?
+    public var finished: String?
+    /// Removed when it stops (`run --rm`).
+    public var autoRemove: Bool
+
+    public var shortID: String { String(id.prefix(12)) }
+}
+
+/// Docker-style names for containers started without `--name`.
+enum ContainerNames {
+    static let adjectives = ["agile", "bold", "brave", "calm", "clever", "eager", "fond", "gentle", "happy", "keen",
+                             "lucid", "merry", "nimble", "proud", "quiet", "sharp", "steady", "swift", "tidy", "wise"]
+    static let nouns = ["anchor", "beacon", "buoy", "cargo", "compass", "dock", "ferry", "harbor", "hull", "jetty",
+                        "keel", "lantern", "mast", "pier", "quay", "rudder", "sail", "skiff", "tide", "wharf"]
+
+    static func random() -> String {
+        adjectives.randomElement()! + "_" + nouns.randomElement()!
+    }
+
+    /// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, as docker requires.
+    static func validate(_ name: String) throws(BerthError) {
+        let bytes = Array(name.utf8)
+        func alnum(_ b: UInt8) -> Bool { (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) }
+        guard let first = bytes.first, alnum(first), bytes.allSatisfy({ alnum($0) || $0 == 95 || $0 == 46 || $0 == 45 }), bytes.count <= 128 else {
+            throw BerthError("container name \"\(name)\": want [a-zA-Z0-9][a-zA-Z0-9_.-]*")
+        }
+    }
+}

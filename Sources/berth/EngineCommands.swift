@@ -1,0 +1,240 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import BerthEngine
+import BerthImage
+import BerthSys
+import CBerthLaunch
+
+/// Where the engine keeps images and containers: `--data-root` / `--exec-root`
+/// before the command (docker daemon's names), or BERTH_DATA_ROOT / BERTH_EXEC_ROOT.
+struct EngineRoots {
+    var data = ProcessInfo.processInfo.environment["BERTH_DATA_ROOT"] ?? ImageStore.defaultRoot
+    var exec = ProcessInfo.processInfo.environment["BERTH_EXEC_ROOT"] ?? Engine.defaultRunRoot
+    var engine: Engine { Engine(root: data, runRoot: exec) }
+}
+
+/// `12 MB`, `1.5 GB`, as docker prints sizes (decimal units).
+func humanSize(_ bytes: Int64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"]
+    var v = Double(bytes)
+    var u = 0
+    while v >= 1000 && u < units.count - 1 { v /= 1000; u += 1 }
+    return u == 0 ? "\(bytes)B" : (v < 10 ? String(format: "%.2f%@", v, units[u]) : String(format: "%.1f%@", v, units[u]))
+}
+
+/// `3 minutes ago`, from an RFC 3339 time.
+func ago(_ stamp: String?) -> String {
+    guard let stamp, let date = ISO8601DateFormatter().date(from: stamp) else { return "N/A" }
+    let s = Int(Date().timeIntervalSince(date))
+    if s < 60 { return s <= 1 ? "Less than a second ago" : "\(s) seconds ago" }
+    let steps: [(Int, String)] = [(60, "minute"), (3600, "hour"), (86400, "day"), (604800, "week"), (2_592_000, "month"), (31_536_000, "year")]
+    var chosen = steps[0]
+    for step in steps where s >= step.0 { chosen = step }
+    let n = s / chosen.0
+    return n == 1 ? (chosen.1 == "hour" ? "About an hour ago" : "1 \(chosen.1) ago") : "\(n) \(chosen.1)s ago"
+}
+
+func table(_ rows: [[String]]) {
+    guard let header = rows.first else { return }
+    var widths = header.map(\.count)
+    for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
+    for r in rows {
+        var line = ""
+        for (i, c) in r.enumerated() {
+            line += i == r.count - 1 ? c : c.padding(toLength: widths[i] + 3, withPad: " ", startingAt: 0)
+        }
+        print(line)
+    }
+}
+
+func printJSON<T: Encodable>(_ value: T) {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    if let data = try? encoder.encode(value) { print(String(decoding: data, as: UTF8.self)) }
+}
+
+/// `docker image inspect`'s shape, the fields berth has.
+struct ImageInspect: Encodable {
+    struct RootFS: Encodable { var `Type`: String; var Layers: [String] }
+    struct Metadata: Encodable { var LastTagTime: String }
+    var Id: String
+    var RepoTags: [String]
+    var RepoDigests: [String]
+    var Created: String
+    var Architecture: String
+    var Os: String
+    var Size: Int64
+    var Config: ImageConfig.Config?
+    var RootFS: RootFS
+    var Metadata: Metadata
+}
+
+func imageCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
+    let engine = roots.engine
+    let store = engine.images
+    do {
+        switch command {
+        case "images", "ls", "list":
+            let a = Arguments(rest, flags: ["--quiet", "--all", "--digests", "--no-trunc"], values: [], aliases: ["-q": "--quiet", "-a": "--all"])
+            var images = try store.images().sorted { $0.stored > $1.stored }
+            if let filter = a.positional.first {
+                images = images.filter { r in r.familiarNames.contains { $0 == filter || $0.hasPrefix(filter + ":") } }
+            }
+            if a.flags.contains("--quiet") {
+                var seen = Set<Digest>()
+                for r in images where seen.insert(r.id).inserted { print(a.flags.contains("--no-trunc") ? r.id.description : r.id.short) }
+                return
+            }
+            var rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
+            for r in images {
+                let created = ago(try? store.config(of: r).created)
+                let id = a.flags.contains("--no-trunc") ? r.id.description : r.id.short
+                let refs = r.names.compactMap { try? Reference(parsing: $0) }
+                if refs.isEmpty { rows.append(["<none>", "<none>", id, created, humanSize(r.size)]) }
+                for ref in refs { rows.append([ref.familiarName, ref.tag ?? "<none>", id, created, humanSize(r.size)]) }
+            }
+            table(rows)
+        case "inspect":
+            guard !rest.isEmpty else { fail("image inspect: name at least one image\n\(usage)", code: 2) }
+            var out: [ImageInspect] = []
+            for ref in rest {
+                let r = try store.resolve(ref)
+                let config = try store.config(of: r)
+                let digests = r.names.compactMap { try? Reference(parsing: $0) }.map { $0.familiarName + "@" + (r.index ?? r.manifest).description }
+                out.append(ImageInspect(Id: r.id.description, RepoTags: r.familiarNames, RepoDigests: Array(Set(digests)).sorted(),
+                                        Created: config.created ?? "", Architecture: config.architecture, Os: config.os, Size: r.size,
+                                        Config: config.config, RootFS: .init(Type: config.rootfs.type, Layers: config.rootfs.diff_ids.map(\.description)),
+                                        Metadata: .init(LastTagTime: r.stored)))
+            }
+            printJSON(out)
+        case "tag":
+            guard rest.count == 2 else { fail("tag takes SOURCE and TARGET\n\(usage)", code: 2) }
+            try store.tag(rest[0], as: rest[1])
+        case "rmi", "rm", "remove":
+            let a = Arguments(rest, flags: ["--force"], values: [], aliases: ["-f": "--force"])
+            guard !a.positional.isEmpty else { fail("rmi: name at least one image\n\(usage)", code: 2) }
+            var failed = false
+            for ref in a.positional {
+                do { for line in try store.remove(ref, force: a.flags.contains("--force")) { print(line) } } catch {
+                    "berth: \(error)\n".withCString { berth_write_stderr($0) }
+                    failed = true
+                }
+            }
+            if failed { exit(1) }
+        case "prune":
+            let a = Arguments(rest, flags: ["--all", "--force"], values: [], aliases: ["-a": "--all", "-f": "--force"])
+            let result = try store.prune(all: a.flags.contains("--all"))
+            for id in result.images { print("deleted: \(id)") }
+            print("Total reclaimed space: \(humanSize(result.bytes)) (\(result.layers) layers, \(result.blobs) blobs)")
+        case "load":
+            let a = Arguments(rest, flags: ["--quiet"], values: ["--input"], aliases: ["-i": "--input", "-q": "--quiet"])
+            for line in try ImageArchive(store: store).load(path: a.values["--input"] ?? "-") { print(line) }
+        case "save":
+            let a = Arguments(rest, flags: [], values: ["--output"], aliases: ["-o": "--output"])
+            let output = a.values["--output"] ?? "-"
+            if output == "-" && isatty(1) != 0 { fail("save: refusing to write an archive to a terminal; use -o FILE or a pipe", code: 2) }
+            try ImageArchive(store: store).save(a.positional, to: output)
+        case "import":
+            let a = Arguments(rest, flags: [], values: ["--change", "--message"], aliases: ["-c": "--change", "-m": "--message"])
+            guard (1...2).contains(a.positional.count) else { fail("import takes FILE|DIR|- and an optional NAME\n\(usage)", code: 2) }
+            let record = try ImageBuilder(store: store).importRootfs(a.positional[0], name: a.positional.count > 1 ? a.positional[1] : nil,
+                                                                    changes: a.lists["--change"] ?? [])
+            print(record.id)
+        case "bootstrap":
+            let a = Arguments(rest, flags: [], values: ["--helper", "--busybox"])
+            guard a.positional == ["busybox"] || a.positional == ["busybox:latest"] else {
+                fail("image bootstrap: only busybox is made locally (from busybox-static)\n\(usage)", code: 2)
+            }
+            let record = try Bootstrap(store: store).busybox(binary: a.values["--busybox"] ?? "/bin/busybox", helper: a.values["--helper"])
+            print("busybox:latest \(record.id)")
+        default:
+            fail("unknown image command \"\(command)\"\n\(usage)", code: 2)
+        }
+    } catch { fail("\(error)") }
+}
+
+func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
+    let engine = roots.engine
+    do {
+        switch command {
+        case "run":
+            let a = Arguments(rest, flags: ["--rm", "--detach", "--tty", "--interactive"],
+                              values: ["--name", "--env", "--workdir", "--user", "--entrypoint", "--hostname", "--cgroup-parent"],
+                              aliases: ["-d": "--detach", "-t": "--tty", "-i": "--interactive", "-e": "--env", "-w": "--workdir", "-u": "--user", "-h": "--hostname"],
+                              stopAtPositional: true)
+            guard let image = a.positional.first else { fail("run: name an image\n\(usage)", code: 2) }
+            var options = RunOptions(image: image)
+            options.command = Array(a.positional.dropFirst())
+            options.remove = a.flags.contains("--rm")
+            options.detach = a.flags.contains("--detach")
+            options.tty = a.flags.contains("--tty")
+            options.name = a.values["--name"]
+            options.env = (a.lists["--env"] ?? []).map { e in
+                // -e NAME takes the value from berth's own environment, as docker does
+                e.contains("=") ? e : e + "=" + (ProcessInfo.processInfo.environment[e] ?? "")
+            }
+            options.workdir = a.values["--workdir"]
+            options.user = a.values["--user"]
+            options.hostname = a.values["--hostname"]
+            options.cgroupParent = a.values["--cgroup-parent"] ?? options.cgroupParent
+            if let e = a.values["--entrypoint"] { options.entrypoint = e.isEmpty ? [] : [e] }
+            let code = try engine.run(options) { c in if options.detach { print(c.id) } }
+            exit(code)
+        case "create":
+            let a = Arguments(rest, flags: ["--tty", "--interactive"], values: ["--name", "--env", "--workdir", "--user", "--entrypoint", "--hostname"],
+                              aliases: ["-t": "--tty", "-i": "--interactive", "-e": "--env", "-w": "--workdir", "-u": "--user", "-h": "--hostname"],
+                              stopAtPositional: true)
+            guard let image = a.positional.first else { fail("create: name an image\n\(usage)", code: 2) }
+            var options = RunOptions(image: image)
+            options.command = Array(a.positional.dropFirst())
+            options.name = a.values["--name"]
+            options.tty = a.flags.contains("--tty")
+            options.env = a.lists["--env"] ?? []
+            options.workdir = a.values["--workdir"]
+            options.user = a.values["--user"]
+            if let e = a.values["--entrypoint"] { options.entrypoint = e.isEmpty ? [] : [e] }
+            print(try engine.create(options).id)
+        case "ps":
+            let a = Arguments(rest, flags: ["--all", "--quiet", "--no-trunc"], values: [], aliases: ["-a": "--all", "-q": "--quiet"])
+            let list = engine.containers().filter { a.flags.contains("--all") || $0.status == .running }
+            if a.flags.contains("--quiet") { for c in list { print(a.flags.contains("--no-trunc") ? c.id : c.shortID) }; return }
+            var rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]]
+            for c in list {
+                var command = c.command.joined(separator: " ")
+                if command.count > 20 && !a.flags.contains("--no-trunc") { command = String(command.prefix(19)) + "…" }
+                let status: String
+                switch c.status {
+                case .created: status = "Created"
+                case .running: status = "Up " + ago(c.started).replacingOccurrences(of: " ago", with: "")
+                case .exited: status = "Exited (\(c.exitCode.map(String.init) ?? "?")) " + ago(c.finished)
+                }
+                rows.append([c.shortID, c.imageName, "\"\(command)\"", ago(c.created), status, c.name])
+            }
+            table(rows)
+        case "rm":
+            let a = Arguments(rest, flags: ["--force"], values: [], aliases: ["-f": "--force"])
+            guard !a.positional.isEmpty else { fail("rm: name at least one container\n\(usage)", code: 2) }
+            var failed = false
+            for ref in a.positional {
+                do {
+                    try engine.remove(ref, force: a.flags.contains("--force"))
+                    print(ref)
+                } catch {
+                    "berth: \(error)\n".withCString { berth_write_stderr($0) }
+                    failed = true
+                }
+            }
+            if failed { exit(1) }
+        case "export":
+            let a = Arguments(rest, flags: [], values: ["--output"], aliases: ["-o": "--output"])
+            guard a.positional.count == 1 else { fail("export takes one container\n\(usage)", code: 2) }
+            let output = a.values["--output"] ?? "-"
+            if output == "-" && isatty(1) != 0 { fail("export: refusing to write an archive to a terminal; use -o FILE or a pipe", code: 2) }
+            try engine.export(a.positional[0], to: output)
+        default:
+            fail("unknown command \"\(command)\"\n\(usage)", code: 2)
+        }
+    } catch { fail("\(error)") }
+}
