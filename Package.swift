@@ -34,8 +34,10 @@ let package = Package(
         .plugin(name: "BerthBPFPlugin", capability: .buildTool(), dependencies: ["berth-bpf-embed"]),
         // C: libcrypto (SHA-256), zlib and libzstd for image content; openat2, xattrs, the fd-based overlay mount.
         .target(name: "CBerthImage", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("crypto"), .linkedLibrary("z"), .linkedLibrary("zstd")]),
+        // C: libcurl, for the registry client.
+        .target(name: "CBerthHTTP", linkerSettings: [.linkedLibrary("curl")]),
         // Images: content store, tar, layers on overlayfs, archives, import.
-        .target(name: "BerthImage", dependencies: ["BerthSys", "CBerthImage"], exclude: ["README.md"]),
+        .target(name: "BerthImage", dependencies: ["BerthSys", "CBerthImage", "CBerthHTTP"], exclude: ["README.md"]),
         // Engine: containers made from images (writable layer, runtime config, lifecycle).
         .target(name: "BerthEngine", dependencies: ["BerthImage", "BerthRuntime", "BerthOCI", "BerthSecurity", "BerthSys"], exclude: ["README.md"]),
         .target(name: "BerthRuntime", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "CBerthLaunch"], exclude: ["README.md"]),

@@ -104,7 +104,7 @@ public struct ContentStore: Sendable {
     public func remove(_ d: Digest) { unlink(path(d)) }
 
     /// Partial blobs of writers that are gone (a pull killed halfway).
-    func cleanIngest() {
+    public func cleanIngest() {
         for name in (try? Files.list(ingestDir)) ?? [] {
             guard let pid = Int32(name.split(separator: "-").first ?? ""), kill(pid, 0) != 0, errno == ESRCH else { continue }
             unlink(ingestDir + "/" + name)

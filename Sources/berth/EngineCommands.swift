@@ -142,6 +142,39 @@ func imageCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
             let record = try ImageBuilder(store: store).importRootfs(a.positional[0], name: a.positional.count > 1 ? a.positional[1] : nil,
                                                                     changes: a.lists["--change"] ?? [])
             print(record.id)
+        case "pull", "push", "tags":
+            let a = Arguments(rest, flags: ["--insecure", "--quiet"], values: ["--chunk-size", "--username", "--password", "--platform"],
+                              aliases: ["-q": "--quiet"])
+            guard a.positional.count == 1 else { fail("\(command) takes one image reference\n\(usage)", code: 2) }
+            var d = Distribution(store: store)
+            d.insecure = a.flags.contains("--insecure")
+            if let user = a.values["--username"] {
+                d.credentials = .init(username: user, password: a.values["--password"] ?? "")
+            } else if let auth = ProcessInfo.processInfo.environment["BERTH_REGISTRY_AUTH"], let colon = auth.firstIndex(of: ":") {
+                d.credentials = .init(username: String(auth[..<colon]), password: String(auth[auth.index(after: colon)...]))
+            }
+            if let c = a.values["--chunk-size"] {
+                guard let n = Int64(c), n > 0 else { fail("--chunk-size \"\(c)\": give a positive number of bytes", code: 2) }
+                d.chunkSize = n
+            }
+            if let p = a.values["--platform"] {
+                let parts = p.split(separator: "/").map(String.init)
+                guard parts.count >= 2 else { fail("--platform \"\(p)\": want os/arch[/variant]", code: 2) }
+                d.platform = Platform(architecture: parts[1], os: parts[0], variant: parts.count > 2 ? parts[2] : nil)
+            }
+            if a.flags.contains("--quiet") { d.say = { _ in } }
+            // a progress line per layer, rewritten in place, only on a terminal
+            if isatty(1) != 0 && !a.flags.contains("--quiet") {
+                d.progress = { line in print("\r\u{1B}[K" + line, terminator: ""); fflush(nil) }
+                d.say = { line in print("\r\u{1B}[K" + line) }
+            }
+            switch command {
+            case "pull":
+                let record = try d.pull(a.positional[0])
+                if a.flags.contains("--quiet") { print(record.names.first.flatMap { try? Reference(parsing: $0).familiar } ?? record.id.description) }
+            case "push": try d.push(a.positional[0])
+            default: for t in try d.tags(a.positional[0]) { print(t) }
+            }
         case "bootstrap":
             let a = Arguments(rest, flags: [], values: ["--helper", "--busybox"])
             guard a.positional == ["busybox"] || a.positional == ["busybox:latest"] else {

@@ -19,6 +19,10 @@ usage: berth [--data-root DIR] [--exec-root DIR] COMMAND   (images and container
        berth ps [-a] [-q]                 containers (running; -a: all)
        berth rm [-f] CONTAINER…           remove containers and their writable layers
        berth export [-o FILE] CONTAINER   the container's filesystem as a tar
+       berth pull [--insecure] [--platform OS/ARCH] [-q] REF   from a registry (OCI distribution API; plain HTTP for loopback or --insecure)
+       berth push [--insecure] [--chunk-size BYTES] REF   to a registry (existing blobs skipped, cross-repository mounts, chunked uploads)
+       berth image tags REPOSITORY        the registry's tags of a repository
+                                          (registry credentials: --username U --password P, or BERTH_REGISTRY_AUTH=user:password)
        berth images [-q] [REPOSITORY]     images in the store (also: berth image ls)
        berth image inspect IMAGE…         JSON, as docker image inspect
        berth tag SOURCE TARGET            another name for an image
@@ -76,7 +80,7 @@ while let first = args.first, first == "--data-root" || first == "--exec-root" {
     args.removeFirst(2)
 }
 switch args.first {
-case "images", "tag", "rmi", "load", "save", "import":
+case "images", "tag", "rmi", "load", "save", "import", "pull", "push":
     imageCommand(args[0] == "rmi" ? "rmi" : args[0], Array(args.dropFirst()), roots: roots)
 case "image":
     guard args.count > 1 else { fail("image: give a command (ls, inspect, tag, rm, prune, load, save, import)\n\(usage)", code: 2) }
