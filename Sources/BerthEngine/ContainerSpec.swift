@@ -42,7 +42,9 @@ enum ContainerSpec {
         spec.process = process
         spec.linux?.cgroupsPath = "/" + options.cgroupParent.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/" + id
         spec.linux?.seccomp = DefaultSeccompProfile.profile(capabilities: capabilities)
-        // docker's per-container files, bind-mounted over the image's
+        // docker's per-container files, bind-mounted over the image's (not in build
+        // steps: the mount points would end up in the step's layer)
+        guard !options.buildStep else { return spec }
         try Files.writeAtomically(Array((hostname + "\n").utf8), to: directory + "/hostname", mode: 0o644)
         let hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t\(hostname)\n"
         try Files.writeAtomically(Array(hosts.utf8), to: directory + "/hosts", mode: 0o644)

@@ -24,6 +24,8 @@ public struct RunOptions: Sendable {
     public var hostname: String?
     /// The cgroup the container's cgroup is made in (docker's --cgroup-parent).
     public var cgroupParent = "berth"
+    /// A `build` RUN step: no per-container /etc files.
+    public var buildStep = false
     public init(image: String) { self.image = image }
 }
 

@@ -208,8 +208,8 @@ public struct ImageArchive {
 }
 
 /// The current tar entry's content as a stream.
-final class ContentReader: ByteSource {
+public final class ContentReader: ByteSource {
     let reader: TarReader
-    init(_ reader: TarReader) { self.reader = reader }
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws(BerthError) -> Int { try reader.readContent(into: buffer) }
+    public init(_ reader: TarReader) { self.reader = reader }
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(BerthError) -> Int { try reader.readContent(into: buffer) }
 }

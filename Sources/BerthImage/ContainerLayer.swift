@@ -27,13 +27,19 @@ public struct ContainerLayer: Sendable {
 
     /// Makes the writable layer for `image` and mounts the overlay.
     public func create(from image: ImageRecord) throws(BerthError) {
+        try create(chain: image.chain, image: image.id)
+    }
+
+    /// Makes a writable layer over the layers `chain` (base first); `image`, when
+    /// given, keeps that image from removal while the container exists.
+    public func create(chain: [Digest], image: Digest?) throws(BerthError) {
         try store.prepare()
         try Files.makeDirectory(directory, mode: 0o700)
         do throws(BerthError) {
             for d in [upper, work, rootfs] { try Files.makeDirectory(d, mode: 0o755) }
-            try Files.writeAtomically(Array(image.id.description.utf8), to: directory + "/image", mode: 0o600)
-            try Files.writeAtomically(Array(image.chain.map(\.hex).joined(separator: "\n").utf8), to: directory + "/chain", mode: 0o600)
-            try mount(lowers: store.lowerDirectories(of: image))
+            if let image { try Files.writeAtomically(Array(image.description.utf8), to: directory + "/image", mode: 0o600) }
+            try Files.writeAtomically(Array(chain.map(\.hex).joined(separator: "\n").utf8), to: directory + "/chain", mode: 0o600)
+            try mount(lowers: chain.isEmpty ? [store.emptyLayer] : chain.reversed().map(store.layerDirectory))
         } catch {
             try? remove()
             throw error

@@ -172,7 +172,7 @@ public final class ImageStore: Sendable {
         var size: Int64 = 0
         for (i, layer) in manifest.layers.enumerated() {
             let diffID = config.rootfs.diff_ids[i]
-            let chainID = chain.last.map { Digest.of("\($0) \(diffID)") } ?? diffID
+            let chainID = ImageStore.chainID(parent: chain.last, diffID: diffID)
             let record = try unpackLayer(blob: layer.digest, diffID: diffID, chainID: chainID, parent: chain.last, progress: progress)
             size += record.size
             chain.append(chainID)
@@ -238,6 +238,39 @@ public final class ImageStore: Sendable {
             if error.description.contains("corrupt blob") { content.remove(blob) }
             throw error
         }
+    }
+
+    /// Takes a directory already in overlayfs's form (a build container's upper
+    /// directory) as the unpacked layer of `blob`, instead of unpacking the blob again.
+    public func adoptLayer(_ directory: String, blob: Digest, diffID: Digest, chainID: Digest, parent: Digest?,
+                           size: Int64, entries: Int) throws(BerthError) {
+        let dir = layersDir + "/" + chainID.hex
+        let lock = try StoreLock(path: dir + ".lock", exclusive: true)
+        defer { withExtendedLifetime(lock) {} }
+        if Files.exists(dir + "/layer.json") { return }   // the same content was unpacked before
+        try? Files.removeTree(dir)
+        let partial = dir + ".partial-\(getpid())"
+        try? Files.removeTree(partial)
+        try Files.makeDirectory(partial, mode: 0o700)
+        do throws(BerthError) {
+            guard rename(directory, partial + "/diff") == 0 else { throw BerthError.sys("move into the layer store", path: directory) }
+            let record = LayerRecord(chainID: chainID, diffID: diffID, parent: parent, blob: blob, size: size, entries: entries, unpackSeconds: 0)
+            try Files.writeAtomically(JSON.encode(record, pretty: true), to: partial + "/layer.json", mode: 0o600)
+            guard rename(partial, dir) == 0 else { throw BerthError.sys("rename into place", path: dir) }
+        } catch {
+            try? Files.removeTree(partial)
+            throw error
+        }
+    }
+
+    /// Makes sure `blob` is unpacked as the layer `chainID` (build steps reuse cached layers this way).
+    public func ensureLayer(blob: Digest, diffID: Digest, chainID: Digest, parent: Digest?) throws(BerthError) {
+        _ = try unpackLayer(blob: blob, diffID: diffID, chainID: chainID, parent: parent, progress: nil)
+    }
+
+    /// The chain id of `diffID` on top of `parent`.
+    public static func chainID(parent: Digest?, diffID: Digest) -> Digest {
+        parent.map { Digest.of("\($0) \(diffID)") } ?? diffID
     }
 
     public func layer(_ chain: Digest) throws(BerthError) -> LayerRecord {

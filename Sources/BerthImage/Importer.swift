@@ -47,10 +47,15 @@ public struct ImageBuilder {
         image.config = config
         image.rootfs.diff_ids += layers.map(\.diffID)
         image.history = (image.history ?? []) + history
-        let configBytes = JSON.encode(image)
+        return try record(image, layers: baseLayers + layers.map(\.descriptor), names: names)
+    }
+
+    /// Stores `config` and a manifest of `layers`, and records the image under `names`.
+    public func record(_ config: ImageConfig, layers: [Descriptor], names: [Reference]) throws(BerthError) -> ImageRecord {
+        let configBytes = JSON.encode(config)
         let configDigest = try store.content.write(configBytes, describing: "image config")
         let manifest = Manifest(config: Descriptor(mediaType: MediaType.ociConfig, digest: configDigest, size: Int64(configBytes.count)),
-                                layers: baseLayers + layers.map(\.descriptor))
+                                layers: layers)
         let manifestDigest = try store.content.write(JSON.encode(manifest), describing: "manifest")
         return try store.commit(manifest: manifestDigest, names: names)
     }

@@ -11,6 +11,14 @@ public struct Instruction: Sendable, Equatable {
     public var flags: [String: String] = [:]
     public var line: Int
 
+    public init(keyword: String, text: String, json: [String]? = nil, flags: [String: String] = [:], line: Int) {
+        self.keyword = keyword
+        self.text = text
+        self.json = json
+        self.flags = flags
+        self.line = line
+    }
+
     /// Parses a Containerfile: `\` continues a line, `#` starts a comment.
     public static func parse(_ source: String, describing what: String) throws(BerthError) -> [Instruction] {
         var out: [Instruction] = []
@@ -76,7 +84,7 @@ public struct Instruction: Sendable, Equatable {
     }
 
     /// Splits on whitespace outside quotes.
-    static func words(_ text: String) -> [String] {
+    public static func words(_ text: String) -> [String] {
         var out: [String] = []
         var current = ""
         var quote: Character?
@@ -98,7 +106,7 @@ public struct Instruction: Sendable, Equatable {
         return out
     }
 
-    static func unquote(_ s: String) -> String {
+    public static func unquote(_ s: String) -> String {
         var out = ""
         var quote: Character?
         var escaped = false

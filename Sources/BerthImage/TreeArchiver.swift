@@ -12,6 +12,8 @@ public struct TreeArchiver {
     public var overlayUpper = false
     /// A fixed mtime for every entry (reproducible builds), or nil for the files' own.
     public var mtime: Int64?
+    /// An owner for every entry (`COPY --chown`), or nil for the files' own.
+    public var owner: (uid: Int, gid: Int)?
     private var links: [UInt64: String] = [:]   // (dev<<32 ^ ino) → first path, for hard links
 
     public init(overlayUpper: Bool = false, mtime: Int64? = nil) {
@@ -25,6 +27,11 @@ public struct TreeArchiver {
         try walk(directory, prefix, writer)
     }
 
+    /// Appends one file, symlink or directory tree at `member` (COPY of a single source).
+    public mutating func appendPath(_ path: String, as member: String, to writer: TarWriter) throws(BerthError) {
+        try entry(path, member: member, writer)
+    }
+
     private mutating func walk(_ dir: String, _ prefix: String, _ writer: TarWriter) throws(BerthError) {
         if overlayUpper && isOpaque(dir) {
             var e = TarEntry(path: join(prefix, ".wh..wh..opq"), kind: .file)
@@ -33,58 +40,63 @@ public struct TreeArchiver {
             try writer.append(e)
         }
         for name in try Files.list(dir) {
-            let path = dir + "/" + name
-            let member = join(prefix, name)
-            var st = stat()
-            guard lstat(path, &st) == 0 else { throw .sys("stat", path: path) }
-            let type = st.st_mode & S_IFMT
-            if overlayUpper && type == S_IFCHR && st.st_rdev == 0 {
-                var e = TarEntry(path: join(prefix, ".wh." + name), kind: .file)
-                e.mode = 0o644
-                e.mtime = mtime ?? Int64(st.st_mtim.tv_sec)
-                try writer.append(e)
-                continue
-            }
-            var e = TarEntry(path: member, kind: .file)
-            e.mode = UInt32(st.st_mode & 0o7777)
-            e.uid = Int(st.st_uid)
-            e.gid = Int(st.st_gid)
-            e.mtime = mtime ?? Int64(st.st_mtim.tv_sec)
-            e.xattrs = xattrs(path)
-            switch type {
-            case S_IFDIR:
-                e.kind = .directory
-                try writer.append(e)
-                try walk(path, member, writer)
-                continue
-            case S_IFLNK:
-                e.kind = .symlink
-                e.linkTarget = try readLink(path)
-            case S_IFCHR, S_IFBLK:
-                e.kind = type == S_IFCHR ? .character : .block
-                e.devMajor = berth_dev_major(UInt(st.st_rdev))
-                e.devMinor = berth_dev_minor(UInt(st.st_rdev))
-            case S_IFIFO:
-                e.kind = .fifo
-            case S_IFREG:
-                let key = (UInt64(st.st_dev) << 32) ^ UInt64(st.st_ino)
-                if st.st_nlink > 1 {
-                    if let first = links[key] {
-                        e.kind = .hardlink
-                        e.linkTarget = first
-                        try writer.append(e)
-                        continue
-                    }
-                    links[key] = member
-                }
-                e.size = Int64(st.st_size)
-                try writer.append(e, content: try FileSource(path: path))
-                continue
-            default:
-                continue   // sockets are not archived (tar does the same)
-            }
-            try writer.append(e)
+            try entry(dir + "/" + name, member: join(prefix, name), writer)
         }
+    }
+
+    /// One path of the tree as a tar entry (and, for a directory, everything under it).
+    private mutating func entry(_ path: String, member: String, _ writer: TarWriter) throws(BerthError) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { throw .sys("stat", path: path) }
+        let type = st.st_mode & S_IFMT
+        if overlayUpper && type == S_IFCHR && st.st_rdev == 0 {
+            let slash = member.lastIndex(of: "/")
+            let whiteout = slash.map { String(member[...$0]) + ".wh." + member[member.index(after: $0)...] } ?? ".wh." + member
+            var e = TarEntry(path: whiteout, kind: .file)
+            e.mode = 0o644
+            e.mtime = mtime ?? Int64(st.st_mtim.tv_sec)
+            try writer.append(e)
+            return
+        }
+        var e = TarEntry(path: member, kind: .file)
+        e.mode = UInt32(st.st_mode & 0o7777)
+        e.uid = owner?.uid ?? Int(st.st_uid)
+        e.gid = owner?.gid ?? Int(st.st_gid)
+        e.mtime = mtime ?? Int64(st.st_mtim.tv_sec)
+        e.xattrs = xattrs(path)
+        switch type {
+        case S_IFDIR:
+            e.kind = .directory
+            try writer.append(e)
+            try walk(path, member, writer)
+            return
+        case S_IFLNK:
+            e.kind = .symlink
+            e.linkTarget = try readLink(path)
+        case S_IFCHR, S_IFBLK:
+            e.kind = type == S_IFCHR ? .character : .block
+            e.devMajor = berth_dev_major(UInt(st.st_rdev))
+            e.devMinor = berth_dev_minor(UInt(st.st_rdev))
+        case S_IFIFO:
+            e.kind = .fifo
+        case S_IFREG:
+            let key = (UInt64(st.st_dev) << 32) ^ UInt64(st.st_ino)
+            if st.st_nlink > 1 {
+                if let first = links[key] {
+                    e.kind = .hardlink
+                    e.linkTarget = first
+                    try writer.append(e)
+                    return
+                }
+                links[key] = member
+            }
+            e.size = Int64(st.st_size)
+            try writer.append(e, content: try FileSource(path: path))
+            return
+        default:
+            return   // sockets are not archived (tar does the same)
+        }
+        try writer.append(e)
     }
 
     private func join(_ prefix: String, _ name: String) -> String { prefix.isEmpty ? name : prefix + "/" + name }

@@ -260,6 +260,24 @@ func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
                 }
             }
             if failed { exit(1) }
+        case "build":
+            let a = Arguments(rest, flags: ["--no-cache", "--quiet"], values: ["--file", "--tag", "--build-arg", "--cgroup-parent", "--target"],
+                              aliases: ["-f": "--file", "-t": "--tag", "-q": "--quiet"])
+            guard a.positional.count == 1 else { fail("build takes one context directory\n\(usage)", code: 2) }
+            var options = BuildOptions(context: a.positional[0])
+            options.file = a.values["--file"]
+            options.tags = a.lists["--tag"] ?? []
+            options.noCache = a.flags.contains("--no-cache")
+            options.target = a.values["--target"]
+            options.cgroupParent = a.values["--cgroup-parent"] ?? options.cgroupParent
+            for arg in a.lists["--build-arg"] ?? [] {
+                let key = String(arg.prefix { $0 != "=" })
+                options.buildArgs[key] = arg.contains("=") ? String(arg.dropFirst(key.count + 1)) : ProcessInfo.processInfo.environment[key] ?? ""
+            }
+            var builder = Builder(engine: engine)
+            if a.flags.contains("--quiet") { builder.say = { _ in } }
+            let record = try builder.build(options)
+            print(record.id)
         case "export":
             let a = Arguments(rest, flags: [], values: ["--output"], aliases: ["-o": "--output"])
             guard a.positional.count == 1 else { fail("export takes one container\n\(usage)", code: 2) }

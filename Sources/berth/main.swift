@@ -23,6 +23,8 @@ usage: berth [--data-root DIR] [--exec-root DIR] COMMAND   (images and container
        berth push [--insecure] [--chunk-size BYTES] REF   to a registry (existing blobs skipped, cross-repository mounts, chunked uploads)
        berth image tags REPOSITORY        the registry's tags of a repository
                                           (registry credentials: --username U --password P, or BERTH_REGISTRY_AUTH=user:password)
+       berth build [-f FILE] [-t NAME]… [--build-arg K=V]… [--target STAGE] [--no-cache] DIR   a Containerfile: FROM (stages, AS), RUN, COPY [--from] [--chown],
+                                          ADD (files, local tars), ENV, ARG, WORKDIR, USER, CMD, ENTRYPOINT, LABEL, EXPOSE, VOLUME, STOPSIGNAL
        berth images [-q] [REPOSITORY]     images in the store (also: berth image ls)
        berth image inspect IMAGE…         JSON, as docker image inspect
        berth tag SOURCE TARGET            another name for an image
@@ -85,7 +87,7 @@ case "images", "tag", "rmi", "load", "save", "import", "pull", "push":
 case "image":
     guard args.count > 1 else { fail("image: give a command (ls, inspect, tag, rm, prune, load, save, import)\n\(usage)", code: 2) }
     imageCommand(args[1], Array(args.dropFirst(2)), roots: roots)
-case "run", "create", "ps", "rm", "export":
+case "run", "create", "ps", "rm", "export", "build":
     containerCommand(args[0], Array(args.dropFirst()), roots: roots)
 case "container":
     guard args.count > 1 else { fail("container: give a command (run, create, ls, rm, export)\n\(usage)", code: 2) }
