@@ -229,17 +229,20 @@ public struct BenchProfile: Codable, Sendable {
     public var memoryLimitsMiB: [Int]
     public var pidsLimits: [Int]
     public var densityCounts: [Int]
+    /// Layer unpack benchmark: the layer's file content, and rounds per variant.
+    public var imageLayerMiB = 64
+    public var imageRounds = 5
 
     public static let quick = BenchProfile(name: "quick", startupIterations: 60, syscallRounds: 7, syscallCalls: 200_000,
                                            quotaSeconds: 1.5, cpuQuotas: [0.1, 0.25, 0.5, 1, 1.5], memoryLimitsMiB: [32, 64, 128],
                                            pidsLimits: [8, 32], densityCounts: [1, 10, 50])
     public static let full = BenchProfile(name: "full", startupIterations: 300, syscallRounds: 15, syscallCalls: 500_000,
                                           quotaSeconds: 5, cpuQuotas: [0.1, 0.25, 0.5, 1, 1.5], memoryLimitsMiB: [32, 64, 128, 256],
-                                          pidsLimits: [8, 32, 128], densityCounts: [1, 10, 50, 100])
+                                          pidsLimits: [8, 32, 128], densityCounts: [1, 10, 50, 100], imageLayerMiB: 256, imageRounds: 9)
     /// For CI's end-to-end run: every scenario, a few iterations.
     public static let smoke = BenchProfile(name: "smoke", startupIterations: 4, syscallRounds: 2, syscallCalls: 20_000,
                                            quotaSeconds: 0.5, cpuQuotas: [0.5, 1], memoryLimitsMiB: [32], pidsLimits: [8],
-                                           densityCounts: [1, 4])
+                                           densityCounts: [1, 4], imageLayerMiB: 8, imageRounds: 2)
 
     public static func named(_ name: String) -> BenchProfile? { ["quick": quick, "full": full, "smoke": smoke][name] }
 }

@@ -36,6 +36,11 @@ public struct ReportDiff: Sendable {
                 }
             }
         }
+        if let ia = a.images, let ib = b.images {
+            for v in ImageResult.variants {
+                if let x = ia.samples[v], let y = ib.samples[v] { add("layer unpack (\(v))", "s", x, y) }
+            }
+        }
         if let da = a.density, let db = b.density {
             for p in da.points {
                 if let q = db.points.first(where: { $0.containers == p.containers }) {

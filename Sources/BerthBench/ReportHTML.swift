@@ -86,6 +86,12 @@ extension BenchResults {
                                        ("cgroup-charged", d.points.map { (Double($0.containers), $0.chargedPerContainerBytes / 1048576) })])
             body += tableHTML(markdownTable(densityMarkdown(d)))
         }
+        if let i = images, !i.seconds.isEmpty {
+            body += "<h2>Images: layer unpack</h2>"
+            body += SVG.bars(title: "Layer unpack throughput (MB/s of file content, higher is better)", unit: "MB/s",
+                             rows: ImageResult.variants.compactMap { v in i.megabytesPerSecond[v].map { (v, $0) } }, colors: SVG.palette)
+            body += tableHTML(markdownTable(imagesMarkdown(i)))
+        }
         return """
         <!doctype html>
         <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

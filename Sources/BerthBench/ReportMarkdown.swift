@@ -62,6 +62,7 @@ extension BenchResults {
         if let y = syscalls { md += syscallMarkdown(y) }
         if let q = quota { md += quotaMarkdown(q) }
         if let d = density { md += densityMarkdown(d) }
+        if let i = images { md += imagesMarkdown(i) }
         return md
     }
 
@@ -167,6 +168,25 @@ extension BenchResults {
             md += "\(f(p.memoryPerContainerBytes / 1048576, 2)) | \(f(p.chargedPerContainerBytes / 1048576, 2)) | \(f(p.teardownMilliseconds, 1)) |\n"
         }
         for p in d.points { if let e = p.firstError { md += "\n- N=\(p.containers): \(e)" } }
+        return md + "\n"
+    }
+
+    func imagesMarkdown(_ i: ImageResult) -> String {
+        var md = "## Images: layer unpack\n\n"
+        md += "One layer of \(i.files) files (\(f(Double(i.layerBytes) / 1_048_576, 1)) MiB of content from \(i.sources.joined(separator: ", ")); "
+        md += "tar \(f(Double(i.plainBytes) / 1_048_576, 1)) MiB, gzip'd \(f(Double(i.compressedBytes) / 1_048_576, 1)) MiB), unpacked \(i.rounds) times per variant, interleaved, on \(i.filesystem == "tmpfs" ? "a tmpfs (so the disk's writeback does not set the pace)" : i.filesystem + " filesystem"). "
+        md += "berth's time runs from the blob in its store to the layer record: the blob's digest, gunzip, the diff id's digest, entries written with openat2, whiteouts converted. "
+        md += "tar is GNU tar extracting the same file (`tar -xzf` runs gzip in a second process). MB/s is file content over the median time.\n\n"
+        md += "| variant | median s | p95 s | MB/s |\n|---|---:|---:|---:|\n"
+        for v in ImageResult.variants {
+            guard let s = i.seconds[v] else { continue }
+            md += "| \(v) | \(f(s.median, 3)) | \(f(s.p95, 3)) | \(f(i.megabytesPerSecond[v] ?? 0, 0)) |\n"
+        }
+        md += "\n| ratio (time) | median | 95% CI |\n|---|---:|---|\n"
+        for (name, r) in i.ratios.sorted(by: { $0.key < $1.key }) { md += "| \(name) | \(f(r.value, 3)) | \(f(r.low, 3)) – \(f(r.high, 3)) |\n" }
+        if let overlay = startup?.ratios["berth+overlay/berth"] {
+            md += "| overlay rootfs vs bind rootfs at startup (berth+overlay/berth, from the startup scenario) | \(f(overlay.value, 3)) | \(f(overlay.low, 3)) – \(f(overlay.high, 3)) |\n"
+        }
         return md + "\n"
     }
 }

@@ -18,6 +18,7 @@ public struct BenchResults: Codable, Sendable {
     public var syscalls: SyscallResult?
     public var quota: QuotaResult?
     public var density: DensityResult?
+    public var images: ImageResult?
 
     public init(started: String, profile: String, environment: BenchEnvironment) {
         self.started = started; self.profile = profile; self.environment = environment

@@ -59,20 +59,7 @@ public struct CgroupLayout: Sendable, Equatable {
         return CgroupLayout(mode: mode, v1: v1, v2: v2)
     }
 
-    /// mountinfo escapes space, tab, newline and backslash as octal.
-    static func unescape(_ s: String) -> String {
-        guard s.contains("\\") else { return s }
-        var out = [UInt8]()
-        let bytes = Array(s.utf8)
-        var i = 0
-        while i < bytes.count {
-            if bytes[i] == UInt8(ascii: "\\"), i + 3 < bytes.count,
-               let v = UInt8(String(decoding: bytes[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
-                out.append(v); i += 4
-            } else { out.append(bytes[i]); i += 1 }
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    static func unescape(_ s: String) -> String { MountInfo.unescape(s) }
 
     /// The layout of the running host.
     public static func detect() throws(BerthError) -> CgroupLayout {

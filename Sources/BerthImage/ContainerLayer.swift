@@ -123,29 +123,8 @@ public enum Overlay {
         }
     }
 
-    /// Whether `path` is itself a mount point (its mount id differs from its parent's).
-    public static func isMountPoint(_ path: String) -> Bool {
-        guard let text = try? Files.read("/proc/self/mountinfo") else { return false }
-        let real = (try? Files.realPath(path)) ?? path
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ", maxSplits: 5)
-            if fields.count > 4 && unescape(String(fields[4])) == real { return true }
-        }
-        return false
-    }
-
-    static func unescape(_ s: String) -> String {
-        guard s.contains("\\") else { return s }
-        var out = [UInt8]()
-        let b = Array(s.utf8)
-        var i = 0
-        while i < b.count {
-            if b[i] == 92, i + 3 < b.count, let v = UInt8(String(decoding: b[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
-                out.append(v); i += 4
-            } else { out.append(b[i]); i += 1 }
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    /// Whether `path` is itself a mount point.
+    public static func isMountPoint(_ path: String) -> Bool { MountInfo.isMountPoint(path) }
 }
 
 

@@ -213,18 +213,22 @@ public final class ImageStore: Sendable {
             progress?("unpacking \(blob.short)")
             let started = monotonicMilliseconds()
             let blobStream = DigestingSource(try content.open(blob))
-            let tarStream = DigestingSource(DecompressingSource(blobStream, describing: "layer \(blob.short)"))
-            let reader = TarReader(tarStream, describing: "layer \(blob.short)")
+            let decompressed = DecompressingSource(blobStream, describing: "layer \(blob.short)")
+            let tarStream = DigestingSource(decompressed) { decompressed.compression == .none }
+            // hashing and decompressing on one thread, writing files on this one
+            let prefetched = PrefetchingSource(tarStream)
+            defer { prefetched.close() }
+            let reader = TarReader(prefetched, describing: "layer \(blob.short)")
             let result = try LayerUnpacker.unpack(reader, into: partial + "/diff", describing: "layer \(blob.short)")
             // the rest of the stream (padding after the end blocks) still counts for the digests
             let drain = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
             defer { drain.deallocate() }
-            while try tarStream.read(into: drain) > 0 {}
+            while try prefetched.read(into: drain) > 0 {}
             let blobDigest = blobStream.digest()
             guard blobDigest == blob else {
                 throw BerthError("layer blob \(blob): content hashes to \(blobDigest) (corrupt blob; it was removed, pull again)")
             }
-            let actualDiff = tarStream.digest()
+            let actualDiff = decompressed.compression == .none ? blobDigest : tarStream.digest()
             guard actualDiff == diffID else {
                 throw BerthError("layer blob \(blob): its uncompressed content hashes to \(actualDiff), but the image config says \(diffID)")
             }

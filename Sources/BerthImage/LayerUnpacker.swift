@@ -19,14 +19,21 @@ public struct LayerUnpacker {
     let root: Int32
     let rootPath: String
     let what: String
-    private var cachedParent: (path: String, fd: Int32)?
-    private var directories: [(path: String, mtime: Int64)] = []
+    private var cachedParent: (path: String, fd: Int32, setgid: Bool)?
+    /// Directories' owner, mode and mtime, set at the end (a 0555 directory
+    /// must still take its contents; the last entry for a path wins).
+    private var directories: [String: TarEntry] = [:]
+    private var directoryOrder: [String] = []
+    private let uid = geteuid(), gid = getegid()
 
     /// `directory` must exist and be empty.
     public static func unpack(_ reader: TarReader, into directory: String, describing what: String) throws(BerthError) -> Result {
         let root = try FileDescriptor(open: directory, flags: O_RDONLY | O_DIRECTORY)
         var unpacker = LayerUnpacker(root: root.rawValue, rootPath: directory, what: what)
         defer { if let c = unpacker.cachedParent { close(c.fd) } }
+        // files are created with their final mode: no umask in between (restored after)
+        let savedUmask = umask(0)
+        defer { umask(savedUmask) }
         var result = Result()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 18, alignment: 16)
         defer { buffer.deallocate() }
@@ -60,7 +67,7 @@ public struct LayerUnpacker {
         if let c = cachedParent { close(c.fd); cachedParent = nil }
         if path.isEmpty {
             let fd = dup(root)
-            cachedParent = ("", fd)
+            cachedParent = ("", fd, false)
             return fd
         }
         var fd = berth_openat_in_root(root, path, berth_O_PATH_flag | O_DIRECTORY, 0)
@@ -84,7 +91,10 @@ public struct LayerUnpacker {
             fd = berth_openat_in_root(root, path, berth_O_PATH_flag | O_DIRECTORY, 0)
         }
         guard fd >= 0 else { throw fail("open directory", path) }
-        cachedParent = (path, fd)
+        // a set-group-id parent hands its group to new files: then they need a chown even for root:root
+        var st = stat()
+        let setgid = fstat(fd, &st) == 0 && (st.st_mode & S_ISGID) != 0
+        cachedParent = (path, fd, setgid)
         return fd
     }
 
@@ -104,7 +114,7 @@ public struct LayerUnpacker {
     private mutating func apply(_ e: TarEntry, reader: TarReader, buffer: UnsafeMutableRawBufferPointer) throws(BerthError) -> Bool {
         guard let (parentPath, base) = try split(e.path) else {
             // "./" itself: the layer root's metadata
-            if e.kind == .directory { directories.append(("", e.mtime)); try setOwnerAndMode(root, "", e) }
+            if e.kind == .directory { remember("", e) }
             return false
         }
         let dir = try parent(parentPath)
@@ -123,33 +133,50 @@ public struct LayerUnpacker {
         let full = joined(parentPath, base)
         switch e.kind {
         case .directory:
-            try clear(dir, base, keepDirectory: true)
-            guard mkdirat(dir, base, 0o700) == 0 || errno == EEXIST else { throw fail("mkdir", full) }
-            try setOwnerAndMode(dir, base, e)
+            if mkdirat(dir, base, 0o700) != 0 {
+                guard errno == EEXIST else { throw fail("mkdir", full) }
+                try clear(dir, base, keepDirectory: true)
+                guard mkdirat(dir, base, 0o700) == 0 || errno == EEXIST else { throw fail("mkdir", full) }
+            }
             try setXattrs(dir, base, e)
-            directories.append((full, e.mtime))
+            remember(full, e)
             return false
         case .file:
-            try clear(dir, base, keepDirectory: false)
-            let fd = openat(dir, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            // created with its final mode; owned by us already unless the tar says otherwise:
+            // open, write, futimens, close is all most files cost
+            let mode = mode_t(e.mode & 0o7777)
+            var fd = openat(dir, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+            if fd < 0 && errno == EEXIST {
+                try clear(dir, base, keepDirectory: false)
+                fd = openat(dir, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+            }
             guard fd >= 0 else { throw fail("create", full) }
             defer { close(fd) }
-            let sink = FileSink(adopting: dup(fd), path: full)
             while true {
                 let n = try reader.readContent(into: buffer)
                 if n == 0 { break }
-                try sink.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                var off = 0
+                while off < n {
+                    let w = write(fd, buffer.baseAddress! + off, n - off)
+                    if w < 0 { if errno == EINTR { continue }; throw fail("write", full) }
+                    off += w
+                }
             }
-            // the open file takes owner, mode, xattrs and times directly
-            guard fchown(fd, uid_t(e.uid), gid_t(e.gid)) == 0 else { throw fail("chown \(e.uid):\(e.gid)", e.path) }
-            guard fchmod(fd, mode_t(e.mode & 0o7777)) == 0 else { throw fail("chmod \(String(e.mode, radix: 8))", e.path) }
+            if uid_t(e.uid) != uid || gid_t(e.gid) != gid || cachedParent?.setgid == true {
+                guard fchown(fd, uid_t(e.uid), gid_t(e.gid)) == 0 else { throw fail("chown \(e.uid):\(e.gid)", e.path) }
+                // chown clears set-id bits: the mode once more
+                if mode & 0o7000 != 0 { guard fchmod(fd, mode) == 0 else { throw fail("chmod \(String(e.mode, radix: 8))", e.path) } }
+            }
             try setXattrs(fd, "", e)
             var times = [timespec(tv_sec: Int(e.mtime), tv_nsec: 0), timespec(tv_sec: Int(e.mtime), tv_nsec: 0)]
             futimens(fd, &times)
             return false
         case .symlink:
-            try clear(dir, base, keepDirectory: false)
-            guard symlinkat(e.linkTarget, dir, base) == 0 else { throw fail("symlink", full) }
+            if symlinkat(e.linkTarget, dir, base) != 0 {
+                guard errno == EEXIST else { throw fail("symlink", full) }
+                try clear(dir, base, keepDirectory: false)
+                guard symlinkat(e.linkTarget, dir, base) == 0 else { throw fail("symlink", full) }
+            }
         case .hardlink:
             try clear(dir, base, keepDirectory: false)
             let target = berth_openat_in_root(root, e.linkTarget, berth_O_PATH_flag | O_NOFOLLOW, 0)
@@ -171,13 +198,12 @@ public struct LayerUnpacker {
 
     private func joined(_ parent: String, _ name: String) -> String { parent.isEmpty ? name : parent + "/" + name }
 
+    /// Symlinks and device nodes: owner, and mode where there is one.
     private func setOwnerAndMode(_ dir: Int32, _ name: String, _ e: TarEntry) throws(BerthError) {
-        let flags = name.isEmpty ? berth_AT_EMPTY_PATH : AT_SYMLINK_NOFOLLOW
-        guard fchownat(dir, name, uid_t(e.uid), gid_t(e.gid), flags) == 0 else { throw fail("chown \(e.uid):\(e.gid)", e.path) }
+        guard fchownat(dir, name, uid_t(e.uid), gid_t(e.gid), AT_SYMLINK_NOFOLLOW) == 0 else { throw fail("chown \(e.uid):\(e.gid)", e.path) }
         // chown clears set-id bits, so the mode comes after it; symlinks have no mode
         if e.kind != .symlink {
-            let r = name.isEmpty ? fchmod(dir, mode_t(e.mode & 0o7777)) : fchmodat(dir, name, mode_t(e.mode & 0o7777), 0)
-            guard r == 0 else { throw fail("chmod \(String(e.mode, radix: 8))", e.path) }
+            guard fchmodat(dir, name, mode_t(e.mode & 0o7777), 0) == 0 else { throw fail("chmod \(String(e.mode, radix: 8))", e.path) }
         }
     }
 
@@ -189,15 +215,22 @@ public struct LayerUnpacker {
         }
     }
 
-    /// Directory mtimes last: making their contents changed them.
+    private mutating func remember(_ path: String, _ e: TarEntry) {
+        if directories.updateValue(e, forKey: path) == nil { directoryOrder.append(path) }
+    }
+
+    /// Directories last, deepest first: owner, mode and mtime (making their contents changed the mtime).
     private mutating func finishDirectories() throws(BerthError) {
         if let c = cachedParent { close(c.fd); cachedParent = nil }
-        for (path, mtime) in directories.reversed() {
+        for path in directoryOrder.reversed() {
+            guard let e = directories[path] else { continue }
             let fd = path.isEmpty ? dup(root) : berth_openat_in_root(root, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0)
             guard fd >= 0 else { continue }   // replaced by a later entry
-            var times = [timespec(tv_sec: Int(mtime), tv_nsec: 0), timespec(tv_sec: Int(mtime), tv_nsec: 0)]
+            defer { close(fd) }
+            guard fchown(fd, uid_t(e.uid), gid_t(e.gid)) == 0 else { throw fail("chown \(e.uid):\(e.gid)", e.path) }
+            guard fchmod(fd, mode_t(e.mode & 0o7777)) == 0 else { throw fail("chmod \(String(e.mode, radix: 8))", e.path) }
+            var times = [timespec(tv_sec: Int(e.mtime), tv_nsec: 0), timespec(tv_sec: Int(e.mtime), tv_nsec: 0)]
             futimens(fd, &times)
-            close(fd)
         }
     }
 }

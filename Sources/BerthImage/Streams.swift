@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CBerthImage
+import Foundation
 import BerthSys
 
 /// A pull stream of bytes: layers flow file → hash → decompress → hash → tar
@@ -99,11 +100,17 @@ public final class MemorySource: ByteSource {
 public final class DigestingSource: ByteSource {
     let inner: ByteSource
     let hasher = SHA256()
+    let skip: () -> Bool
     public private(set) var count: Int64 = 0
-    public init(_ inner: ByteSource) { self.inner = inner }
+    /// `skip`, asked after each read: the bytes need no hashing here (an
+    /// uncompressed layer's diff id is its blob digest, already being computed).
+    public init(_ inner: ByteSource, skip: @escaping () -> Bool = { false }) {
+        self.inner = inner
+        self.skip = skip
+    }
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws(BerthError) -> Int {
         let n = try inner.read(into: buffer)
-        hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        if !skip() { hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) }
         count += Int64(n)
         return n
     }
@@ -295,5 +302,104 @@ public final class GzipSink: ByteSink {
     public func finish() throws(BerthError) {
         try run(UnsafeRawBufferPointer(start: nil, count: 0), finish: true)
         try inner.finish()
+    }
+}
+
+/// Runs an inner source on a thread of its own, a few chunks ahead of the
+/// reader: unpacking a layer hashes and decompresses on one CPU while the tar
+/// entries are written from another (GNU tar gets the same from running gzip as
+/// a second process). The inner source must not be touched by anyone else until
+/// this source has returned its end (or was closed).
+public final class PrefetchingSource: ByteSource, @unchecked Sendable {
+    private let inner: ByteSource
+    private let condition = NSCondition()
+    private var ready: [(buffer: UnsafeMutableRawBufferPointer, count: Int)] = []
+    private var free: [UnsafeMutableRawBufferPointer] = []
+    private var current: (buffer: UnsafeMutableRawBufferPointer, count: Int)?
+    private var offset = 0
+    private var finished = false
+    private var cancelled = false
+    private var running = true
+    private var failure: BerthError?
+    static let chunk = 1 << 20
+
+    public init(_ inner: ByteSource, depth: Int = 4) {
+        self.inner = inner
+        for _ in 0..<depth { free.append(.allocate(byteCount: Self.chunk, alignment: 64)) }
+        let thread = Thread { [self] in produce() }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    deinit {
+        close()
+        for b in free { b.deallocate() }
+        for r in ready { r.buffer.deallocate() }
+        if let c = current { c.buffer.deallocate() }
+    }
+
+    private func produce() {
+        while true {
+            condition.lock()
+            while free.isEmpty && !cancelled { condition.wait() }
+            if cancelled { running = false; condition.broadcast(); condition.unlock(); return }
+            let buffer = free.removeLast()
+            condition.unlock()
+            // fill the chunk (small reads from the decompressor are gathered)
+            var filled = 0
+            var error: BerthError?
+            do throws(BerthError) {
+                while filled < buffer.count {
+                    let n = try inner.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]))
+                    if n == 0 { break }
+                    filled += n
+                }
+            } catch let e { error = e }
+            condition.lock()
+            if filled > 0 { ready.append((buffer, filled)) } else { free.append(buffer) }
+            if let error { failure = error }
+            if error != nil || filled < buffer.count { finished = true; running = false }
+            condition.broadcast()
+            let stop = finished
+            condition.unlock()
+            if stop { return }
+        }
+    }
+
+    public func read(into out: UnsafeMutableRawBufferPointer) throws(BerthError) -> Int {
+        if current == nil {
+            condition.lock()
+            while ready.isEmpty && !finished { condition.wait() }
+            if ready.isEmpty {
+                let error = failure
+                condition.unlock()
+                if let error { throw error }
+                return 0
+            }
+            current = ready.removeFirst()
+            offset = 0
+            condition.unlock()
+        }
+        let c = current!
+        let n = min(out.count, c.count - offset)
+        out.baseAddress!.copyMemory(from: c.buffer.baseAddress! + offset, byteCount: n)
+        offset += n
+        if offset == c.count {
+            condition.lock()
+            free.append(c.buffer)
+            current = nil
+            condition.signal()
+            condition.unlock()
+        }
+        return n
+    }
+
+    /// Stops the producer (a reader that gives up early) and waits for it to let go of the inner source.
+    public func close() {
+        condition.lock()
+        cancelled = true
+        condition.broadcast()
+        while running { condition.wait() }
+        condition.unlock()
     }
 }

@@ -11,7 +11,7 @@ final class EngineEnvironment {
     let dir: String
     let data: String
     let exec: String
-    let cgroupParent = "berth-test-\(getpid())"
+    let cgroupParent = "berth-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
 
     init(size: String = "512m", bootstrap: Bool = true) throws {
         _ = becomeSubreaper
