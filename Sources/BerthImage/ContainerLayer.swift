@@ -81,7 +81,9 @@ public enum Overlay {
     nonisolated(unsafe) private static var lowerdirPlus: Bool?
 
     public static func mount(lowers: [String], upper: String, work: String, target: String) throws(BerthError) {
-        if lowerdirPlus == nil { lowerdirPlus = berth_overlay_has_lowerdir_plus() != 0 }
+        // before 6.5 overlayfs parsed options the legacy way, taking any key at fsconfig
+        // time and failing only at create: the version says "lowerdir+" (6.8), the probe confirms
+        if lowerdirPlus == nil { lowerdirPlus = kernelAtLeast(6, 8) && berth_overlay_has_lowerdir_plus() != 0 }
         if lowerdirPlus == true {
             var step: UnsafePointer<CChar>?
             let strings = CStringArray(lowers)
