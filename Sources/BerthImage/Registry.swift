@@ -100,11 +100,18 @@ public final class RegistryClient {
         guard let realm = params["realm"] else { throw BerthError("registry \(registry): Bearer challenge without a realm") }
         var query: [String] = []
         if let service = params["service"] { query.append("service=" + escape(service)) }
-        query.append("scope=" + escape(params["scope"] ?? scope))
+        // the operation's own scope, and the challenge's when it names another
+        query.append("scope=" + escape(scope))
+        if let asked = params["scope"], asked != scope { query.append("scope=" + escape(asked)) }
         let url = realm + (realm.contains("?") ? "&" : "?") + query.joined(separator: "&")
         let sink = MemorySink()
         let response = try HTTP.perform("GET", url, into: sink, basicAuth: credentials.map { "\($0.username):\($0.password)" })
-        guard response.status == 200 else { throw BerthError("registry \(registry): the token service at \(realm) answered \(response.status)") }
+        guard response.status == 200 else {
+            if response.status == 401 && credentials == nil {
+                throw BerthError("registry \(registry): authentication required (give --username and --password, or BERTH_REGISTRY_AUTH=user:password)")
+            }
+            throw BerthError("registry \(registry): the token service at \(realm) answered \(response.status)" + (response.status == 401 ? " (credentials refused)" : ""))
+        }
         struct Token: Decodable { var token: String?; var access_token: String? }
         guard let t = try? JSONDecoder().decode(Token.self, from: Data(sink.bytes)), let token = t.token ?? t.access_token else {
             throw BerthError("registry \(registry): the token service at \(realm) sent no token")
@@ -113,7 +120,7 @@ public final class RegistryClient {
     }
 
     private func escape(_ s: String) -> String {
-        s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~:/"))) ?? s
+        s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~:/,*"))) ?? s
     }
 
     private func failure(_ what: String, _ response: HTTPResponse, _ body: [UInt8] = []) -> BerthError {

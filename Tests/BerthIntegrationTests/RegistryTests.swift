@@ -152,6 +152,36 @@ struct RegistryTests {
         #expect(try env.berth(["push", "--username", "berth", "--password", "s3cret", ref]).code == 0)
     }
 
+    @Test("Bearer tokens: the challenge is answered at the token service, with the scope of the operation",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"), "needs python3"))
+    func bearer() throws {
+        let registry = try LocalRegistry()
+        let port = Int.random(in: 20000...60000)
+        let proxy = try spawn("/usr/bin/python3", [Package.root + "/Tests/Helpers/token-proxy.py", String(port), String(registry.port)])
+        defer { kill(proxy.pid, SIGKILL); _ = proxy.wait() }
+        var up = false
+        for _ in 0..<100 where !up {
+            up = try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/v2/"]).stdout == "401"
+            if !up { usleep(50_000) }
+        }
+        #expect(up, "the token proxy did not start")
+        let env = try EngineEnvironment()
+        let ref = "127.0.0.1:\(port)/berth/bb:tok"
+        #expect(try env.berth(["tag", "busybox", ref]).code == 0)
+        let refused = try env.berth(["push", ref])
+        #expect(refused.code == 1 && refused.stderr.contains("authentication required"), "\(refused.stderr)")
+        let wrong = try env.berth(["push", "--username", "berth", "--password", "nope", ref])
+        #expect(wrong.code == 1 && wrong.stderr.contains("credentials refused"), "\(wrong.stderr)")
+        let pushed = try env.berth(["push", "--username", "berth", "--password", "s3cret", ref])
+        #expect(pushed.code == 0 && pushed.stdout.contains("Pushed"), "\(pushed.stderr)")
+        let second = try EngineEnvironment(bootstrap: false)
+        let pulled = try second.berth(["pull", "--username", "berth", "--password", "s3cret", ref])
+        #expect(pulled.code == 0, "\(pulled.stderr)")
+        #expect(try second.store.resolve(ref).manifest == env.store.resolve(ref).manifest)
+        let scopes = try run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(port)/scopes"]).stdout
+        #expect(scopes.contains("scope=repository:berth/bb:pull,push") && scopes.contains("scope=repository:berth/bb:pull&scope"), "\(scopes)")
+    }
+
     @Test("registry down, unknown repository, corrupt blob: one clear error, nothing stored, stale ingest cleaned")
     func failures() throws {
         let env = try EngineEnvironment(bootstrap: false)
