@@ -162,6 +162,8 @@ func imageCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
                 guard parts.count >= 2 else { fail("--platform \"\(p)\": want os/arch[/variant]", code: 2) }
                 d.platform = Platform(architecture: parts[1], os: parts[0], variant: parts.count > 2 ? parts[2] : nil)
             }
+            // each status line as it happens, even into a pipe or file
+            d.say = { line in print(line); fflush(nil) }
             if a.flags.contains("--quiet") { d.say = { _ in } }
             // a progress line per layer, rewritten in place, only on a terminal
             if isatty(1) != 0 && !a.flags.contains("--quiet") {

@@ -152,19 +152,71 @@ struct RegistryTests {
         #expect(try env.berth(["push", "--username", "berth", "--password", "s3cret", ref]).code == 0)
     }
 
+    /// The token proxy in front of `registry`, up and answering.
+    func proxy(_ registry: LocalRegistry, _ extra: [String] = []) throws -> (Spawned, Int) {
+        let port = Int.random(in: 20000...60000)
+        let proxy = try spawn("/usr/bin/python3", [Package.root + "/Tests/Helpers/token-proxy.py", String(port), String(registry.port)] + extra)
+        var up = false
+        for _ in 0..<100 where !up {
+            up = ["200", "401"].contains(try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/v2/"]).stdout)
+            if !up { usleep(50_000) }
+        }
+        #expect(up, "the token proxy did not start")
+        return (proxy, port)
+    }
+
+    @Test("a flaky registry (503s) is retried with backoff; a pull killed halfway leaves no image, and the next one resumes",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"), "needs python3"))
+    func retriesAndInterruptedPull() throws {
+        let registry = try LocalRegistry()
+        let env = try EngineEnvironment()
+        // three layers, the middle one big enough that a pull is still busy with it when killed
+        var random = [UInt8](repeating: 0, count: 48 << 20)
+        var rng = SystemRandomNumberGenerator()
+        for i in stride(from: 0, to: random.count, by: 8) { withUnsafeBytes(of: rng.next() as UInt64) { random.replaceSubrange(i..<(i + 8), with: $0) } }
+        let blob = MemorySource(random)
+        _ = try env.image("big:1", layers: [
+            { w in let (e, c) = tarFile("small", "s"); try w.append(e, content: c) },
+            { w in var e = TarEntry(path: "random", kind: .file); e.size = Int64(random.count); e.mode = 0o644; try w.append(e, content: blob) },
+            { w in let (e, c) = tarFile("last", "l"); try w.append(e, content: c) },
+        ])
+        let ref = registry.address + "/big/img:1"
+        #expect(try env.berth(["tag", "big:1", ref]).code == 0)
+        #expect(try env.berth(["push", ref]).code == 0)
+
+        let (flaky, flakyPort) = try proxy(registry, ["2"])
+        defer { kill(flaky.pid, SIGKILL); _ = flaky.wait() }
+        let second = try EngineEnvironment(bootstrap: false)
+        let viaFlaky = "127.0.0.1:\(flakyPort)/big/img:1"
+        let retried = try second.berth(["pull", viaFlaky])
+        #expect(retried.code == 0, "\(retried.stderr)")
+        #expect(try run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(flakyPort)/failed"]).stdout == "2")
+
+        let third = try EngineEnvironment(bootstrap: false)
+        let pull = try spawn(Package.binary("berth"), ["--data-root", third.data, "pull", ref])
+        // killed once the first layer is in, while the big one streams
+        var sawFirst = false
+        for _ in 0..<20000 where !sawFirst {
+            sawFirst = ((try? String(contentsOfFile: pull.base + ".out", encoding: .utf8)) ?? "").contains("Pull complete")
+            if !sawFirst { usleep(500) }
+        }
+        kill(pull.pid, SIGKILL)
+        _ = pull.wait()
+        #expect(sawFirst)
+        #expect(try third.berth(["images", "-q"]).stdout.isEmpty, "a killed pull shows no image")
+        let resumed = try third.berth(["pull", ref])
+        #expect(resumed.code == 0 && resumed.stdout.contains("Already exists"), "\(resumed.stdout) \(resumed.stderr)")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: third.data + "/ingest")) ?? []).isEmpty)
+        #expect(try third.runContainer(["--rm", ref, "cat", "/last"]).stdout == "l")
+        third.expectNoLeaks()
+    }
+
     @Test("Bearer tokens: the challenge is answered at the token service, with the scope of the operation",
           .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"), "needs python3"))
     func bearer() throws {
         let registry = try LocalRegistry()
-        let port = Int.random(in: 20000...60000)
-        let proxy = try spawn("/usr/bin/python3", [Package.root + "/Tests/Helpers/token-proxy.py", String(port), String(registry.port)])
-        defer { kill(proxy.pid, SIGKILL); _ = proxy.wait() }
-        var up = false
-        for _ in 0..<100 where !up {
-            up = try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/v2/"]).stdout == "401"
-            if !up { usleep(50_000) }
-        }
-        #expect(up, "the token proxy did not start")
+        let (tokens, port) = try proxy(registry)
+        defer { kill(tokens.pid, SIGKILL); _ = tokens.wait() }
         let env = try EngineEnvironment()
         let ref = "127.0.0.1:\(port)/berth/bb:tok"
         #expect(try env.berth(["tag", "busybox", ref]).code == 0)

@@ -5,11 +5,15 @@ Requests without "Authorization: Bearer <token>" get a 401 challenge naming
 /token on this server; /token hands out the token for basic credentials
 berth:s3cret and records the scope it was asked for; everything else is
 forwarded to the registry behind (bodies streamed both ways).
-Usage: token-proxy.py LISTEN_PORT BACKEND_PORT
+With a third argument N, the first N blob downloads answer 503 (a flaky
+registry, for the client's retries), and no token is needed.
+Usage: token-proxy.py LISTEN_PORT BACKEND_PORT [FAIL_FIRST_BLOB_GETS]
 """
 import base64, http.client, http.server, json, sys
 
 LISTEN, BACKEND = int(sys.argv[1]), int(sys.argv[2])
+FLAKY = int(sys.argv[3]) if len(sys.argv) > 3 else None
+FAILED = [0]
 TOKEN = "berth-test-token"
 SCOPES = []
 
@@ -42,7 +46,12 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             return self.token()
         if self.path == "/scopes":
             return self.reply(200, json.dumps(SCOPES).encode())
-        if self.headers.get("Authorization", "") != "Bearer " + TOKEN:
+        if self.path == "/failed":
+            return self.reply(200, str(FAILED[0]).encode())
+        if FLAKY is not None and self.command == "GET" and "/blobs/" in self.path and FAILED[0] < FLAKY:
+            FAILED[0] += 1
+            return self.reply(503, b'{"errors":[{"code":"UNAVAILABLE"}]}')
+        if FLAKY is None and self.headers.get("Authorization", "") != "Bearer " + TOKEN:
             realm = "http://127.0.0.1:%d/token" % LISTEN
             challenge = 'Bearer realm="%s",service="berth-test",scope="repository:*:pull"' % realm
             return self.reply(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', [("WWW-Authenticate", challenge)])
