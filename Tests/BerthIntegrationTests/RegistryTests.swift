@@ -171,9 +171,8 @@ struct RegistryTests {
         let registry = try LocalRegistry()
         let env = try EngineEnvironment()
         // three layers, the middle one big enough that a pull is still busy with it when killed
-        var random = [UInt8](repeating: 0, count: 48 << 20)
-        var rng = SystemRandomNumberGenerator()
-        for i in stride(from: 0, to: random.count, by: 8) { withUnsafeBytes(of: rng.next() as UInt64) { random.replaceSubrange(i..<(i + 8), with: $0) } }
+        let urandom = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/dev/urandom"))
+        let random = [UInt8](try urandom.read(upToCount: 48 << 20) ?? Data())
         let blob = MemorySource(random)
         _ = try env.image("big:1", layers: [
             { w in let (e, c) = tarFile("small", "s"); try w.append(e, content: c) },
