@@ -28,8 +28,9 @@ build: deps helper
 
 # The default image, made locally with no network: busybox:latest in the engine's
 # store (/var/lib/berth unless BERTH_DATA_ROOT says otherwise), remade only when missing.
+BERTH ?= .build/release/berth
 image:
-	@.build/release/berth images -q busybox | grep -q . || .build/release/berth image bootstrap busybox --helper $(HELPER)
+	@$(BERTH) images -q busybox | grep -q . || $(BERTH) image bootstrap busybox --helper $(HELPER)
 
 debug: deps helper
 	$(SWIFT) build --build-tests
@@ -44,6 +45,7 @@ $(HELPER): Tests/Helpers/berth-test-init.c
 # then the same test bundle in the v2-only guest (real cgroup v2 controllers).
 test: deps helper
 	$(SWIFT) build --build-tests
+	@$(MAKE) --no-print-directory image BERTH=.build/debug/berth
 	$(SWIFT) test --skip-build --parallel
 	$(MAKE) test-v2
 
