@@ -20,8 +20,23 @@ public struct EngineContainer: Codable, Sendable, Equatable {
     public var finished: String?
     /// Removed when it stops (`run --rm`).
     public var autoRemove: Bool
+    /// The container's init on the host, while it runs.
+    public var pid: Int32?
+    /// The supervisor (`berth shim`) that owns it, while it runs.
+    public var supervisorPid: Int32?
+    public var supervisorStartTime: UInt64?
+    public var oomKilled: Bool?
+    /// `-i`: an attached client's stdin goes to the container.
+    public var openStdin: Bool = false
+    public var stopSignal: String?
 
     public var shortID: String { String(id.prefix(12)) }
+
+    /// Its supervisor still runs (the pid is the same process: its start time matches).
+    var supervised: Bool {
+        guard let pid = supervisorPid, let start = supervisorStartTime else { return false }
+        return Processes.isAlive(pid, startTime: start)
+    }
 }
 
 /// Docker-style names for containers started without `--name`.

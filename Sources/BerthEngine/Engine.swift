@@ -7,6 +7,7 @@ import BerthOCI
 import BerthRuntime
 import BerthSecurity
 import BerthSys
+import CBerthLaunch
 
 /// Options of `berth run` / `berth create`.
 public struct RunOptions: Sendable {
@@ -18,6 +19,8 @@ public struct RunOptions: Sendable {
     public var remove = false
     public var detach = false
     public var tty = false
+    /// `-i`: stdin stays open to an attached client.
+    public var interactive = false
     public var env: [String] = []
     public var workdir: String?
     public var user: String?
@@ -35,12 +38,14 @@ public struct RunOptions: Sendable {
 public struct Engine: Sendable {
     public let images: ImageStore
     public let runtime: Runtime
+    public let execRoot: String
 
     public static let defaultRunRoot = "/run/berth"
 
     public init(root: String = ImageStore.defaultRoot, runRoot: String = Engine.defaultRunRoot) {
         images = ImageStore(root: root)
         runtime = Runtime(root: runRoot + "/runtime")
+        execRoot = runRoot
     }
 
     var containersDir: String { images.root + "/containers" }
@@ -67,13 +72,19 @@ public struct Engine: Sendable {
         try Files.writeAtomically(Array(data), to: recordPath(c.id), mode: 0o600)
     }
 
-    /// A running record whose process is gone reads as exited.
+    /// A running record whose supervisor is gone (killed with the machine, say) reads as exited.
     func refreshed(_ c: EngineContainer) -> EngineContainer {
         guard c.status == .running else { return c }
+        if c.supervised { return c }
         if let record = try? runtime.record(id: c.id), runtime.status(of: record) != .stopped { return c }
         var c = c
         c.status = .exited
         return c
+    }
+
+    /// The runtime config the container was made with.
+    func spec(of c: EngineContainer) throws(BerthError) -> Spec {
+        try Spec.load(path: images.root + "/containers/" + c.id + "/config.json")
     }
 
     /// By full id, unique id prefix, or name.
@@ -88,36 +99,124 @@ public struct Engine: Sendable {
 
     // MARK: run
 
-    /// Creates a container from an image and runs it; in the foreground returns
-    /// its exit code, detached returns 0 once it runs.
+    /// Creates a container from an image and starts it under its supervisor.
+    /// Detached, returns 0 once it runs; attached, this process's stdio is the
+    /// container's (through the supervisor) and the container's exit code is returned.
     public func run(_ options: RunOptions, onCreate: ((EngineContainer) -> Void)? = nil) throws(BerthError) -> Int32 {
         let container = try create(options)
         onCreate?(container)
-        let layer = ContainerLayer(store: images, id: container.id)
-        var c = container
-        c.status = .running
-        c.started = Timestamp.now()
-        try save(c)
-        let code: Int32
         do {
-            code = try runtime.run(id: c.id, options: CreateOptions(bundle: layer.directory), detach: options.detach)
+            let supervisor = try start(container.id, attach: !options.detach)
+            if options.detach { return 0 }
+            return try waitAttached(container.id, supervisor: supervisor)
         } catch {
-            c.status = .exited
-            c.exitCode = 127
-            c.finished = Timestamp.now()
-            if options.remove { try? remove(c.id, force: true) } else { try? layer.unmount(); try? save(c) }
+            if options.remove { try? remove(container.id, force: true) }
             throw error
         }
-        if options.detach { return 0 }
-        c.status = .exited
-        c.exitCode = code
-        c.finished = Timestamp.now()
-        if options.remove { try remove(c.id, force: true) } else {
-            // a stopped container keeps its layer, not its mount (export mounts it again)
-            try layer.unmount()
+    }
+
+    /// The supervisor's path: this very binary, started as `berth shim`.
+    static var selfPath: String { (try? Files.realPath("/proc/self/exe")) ?? CommandLine.arguments[0] }
+
+    /// Starts a created (or exited) container under a new supervisor; returns its pid once the container runs.
+    /// `attach` hands this process's stdin, stdout and stderr to the supervisor as the client's.
+    @discardableResult
+    public func start(_ ref: String, attach: Bool = false) throws(BerthError) -> pid_t {
+        var c = refreshed(try container(ref))
+        guard c.status != .running else { throw BerthError("container \(c.name) is already running") }
+        if c.status == .exited {
+            // a restart: the previous run's runtime state is gone; the layer stays
+            c.status = .created
             try save(c)
         }
-        return code
+        var ready: [Int32] = [-1, -1]
+        guard berth_pipe2(&ready, O_CLOEXEC) == 0 else { throw .sys("pipe") }
+        // above the descriptors the child's actions write (3…6), so no action clobbers another's source
+        for i in 0..<2 {
+            let high = fcntl(ready[i], F_DUPFD_CLOEXEC, 10)
+            close(ready[i])
+            ready[i] = high
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        // the client's descriptors first (the actions run in order), then /dev/null for the supervisor's own
+        if attach {
+            posix_spawn_file_actions_adddup2(&actions, 0, Supervisor.attachFDs.stdin)
+            posix_spawn_file_actions_adddup2(&actions, 1, Supervisor.attachFDs.stdout)
+            posix_spawn_file_actions_adddup2(&actions, 2, Supervisor.attachFDs.stderr)
+        }
+        posix_spawn_file_actions_adddup2(&actions, ready[1], Supervisor.readyFD)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, berth_POSIX_SPAWN_SETSID)
+        let path = Engine.selfPath
+        let args = [path, "--data-root", images.root, "--exec-root", execRoot, "shim"] + (attach ? ["--attached"] : []) + [c.id]
+        let argv = CStringArray(args)
+        var pid: pid_t = 0
+        let r = posix_spawn(&pid, path, &actions, &attributes, argv.pointers, environ)
+        close(ready[1])
+        guard r == 0 else {
+            close(ready[0])
+            throw BerthError("start the supervisor", path: path, errno: r)
+        }
+        let answer = (try? FileSource(adopting: ready[0], path: "supervisor").readAll(describing: "supervisor")) ?? []
+        let text = String(decoding: answer, as: UTF8.self)
+        guard text == "ok" else {
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, 0)
+            throw BerthError(text.isEmpty ? "container \(c.name): its supervisor ended before the container started" : text)
+        }
+        return pid
+    }
+
+    /// Waits for an attached run's supervisor (our child), passing Ctrl-C and TERM on to
+    /// the container, and returns the container's exit code (the supervisor exits with it).
+    public func waitAttached(_ id: String, supervisor: pid_t) throws(BerthError) -> Int32 {
+        if let pid = (try? load(id))?.pid { berth_forward_signals(pid) }
+        defer { berth_forward_signals(0) }
+        var status: Int32 = 0
+        guard berth_wait_pid(supervisor, &status) == 0 else { throw .sys("wait for the supervisor") }
+        return exitCode(status)
+    }
+
+    /// Sends `signal` (a name or number) to the container's processes.
+    public func kill(_ ref: String, signal: Int32 = SIGKILL) throws(BerthError) {
+        let c = refreshed(try container(ref))
+        guard c.status == .running else { throw BerthError("container \(c.name) is not running") }
+        try runtime.kill(id: c.id, signal: signal, all: false)
+    }
+
+    /// `stop`: the stop signal, then SIGKILL after `timeout` seconds; returns once it has ended.
+    public func stop(_ ref: String, timeout: Double = 10) throws(BerthError) {
+        let c = refreshed(try container(ref))
+        guard c.status == .running else { return }
+        let signal = c.stopSignal.flatMap { SignalTable.parse($0) } ?? SIGTERM
+        try? runtime.kill(id: c.id, signal: signal, all: false)
+        if try waitForExit(c.id, timeout: timeout) == nil {
+            try? runtime.kill(id: c.id, signal: SIGKILL, all: true)
+            _ = try waitForExit(c.id, timeout: 30)
+        }
+    }
+
+    /// The exit code once the container has ended (nil if it still runs after `timeout`).
+    public func waitForExit(_ ref: String, timeout: Double? = nil) throws(BerthError) -> Int32? {
+        let id = try container(ref).id
+        let deadline = timeout.map { monotonicMilliseconds() + $0 * 1000 }
+        while true {
+            guard let c = try? load(id) else { return nil }   // removed (--rm): its supervisor had the code
+            switch refreshed(c).status {
+            case .exited: return c.exitCode ?? 137   // a supervisor killed with its container left no code
+            case .created: return nil
+            case .running: break
+            }
+            if let deadline, monotonicMilliseconds() > deadline { return nil }
+            usleep(5000)
+        }
     }
 
     /// The container's layer, overlay and bundle, ready for the runtime.
@@ -137,8 +236,10 @@ public struct Engine: Sendable {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             try Files.writeAtomically(Array((try? encoder.encode(spec)) ?? Data()), to: layer.directory + "/config.json", mode: 0o600)
-            let c = EngineContainer(id: id, name: name, image: image.id, imageName: options.image, created: Timestamp.now(),
+            var c = EngineContainer(id: id, name: name, image: image.id, imageName: options.image, created: Timestamp.now(),
                                     command: spec.process?.args ?? [], status: .created, autoRemove: options.remove)
+            c.openStdin = options.interactive
+            c.stopSignal = config.config?.StopSignal
             try save(c)
             return c
         } catch {
@@ -153,9 +254,49 @@ public struct Engine: Sendable {
         if refreshed(c).status == .running {
             guard force else { throw BerthError("container \(c.name) is running; stop it first, or use --force") }
             try? runtime.kill(id: c.id, signal: SIGKILL, all: true)
+            // its supervisor records the end and cleans the runtime state; give it a moment
+            _ = try? waitForExit(c.id, timeout: 10)
         }
         if (try? runtime.record(id: c.id)) != nil { try runtime.delete(id: c.id, force: true) }
         try ContainerLayer(store: images, id: c.id).remove()
+    }
+
+    /// The container's log entries (the last `tail`), then with `follow` new ones as
+    /// they come, until the container has ended.
+    public func logs(_ ref: String, follow: Bool, tail: Int?, _ emit: (ContainerLog.Entry) -> Void) throws(BerthError) {
+        let c = try container(ref)
+        let path = images.root + "/containers/\(c.id)/\(c.id)-json.log"
+        var entries = ContainerLog.read(path: path)
+        if let tail { entries = Array(entries.suffix(max(0, tail))) }
+        entries.forEach(emit)
+        guard follow else { return }
+        var offset: Int64 = {
+            var st = stat()
+            return stat(path, &st) == 0 ? Int64(st.st_size) : 0
+        }()
+        var pending: [UInt8] = []
+        let decoder = JSONDecoder()
+        while true {
+            let running = refreshed((try? load(c.id)) ?? c).status == .running
+            var st = stat()
+            if stat(path, &st) == 0 {
+                if Int64(st.st_size) < offset { offset = 0 }   // rotated
+                if Int64(st.st_size) > offset, let fd = try? FileDescriptor(open: path, flags: O_RDONLY) {
+                    var buffer = [UInt8](repeating: 0, count: Int(Int64(st.st_size) - offset))
+                    let n = pread(fd.rawValue, &buffer, buffer.count, off_t(offset))
+                    if n > 0 {
+                        offset += Int64(n)
+                        pending += buffer[0..<n]
+                        while let nl = pending.firstIndex(of: 10) {
+                            if let e = try? decoder.decode(ContainerLog.Entry.self, from: Data(pending[..<nl])) { emit(e) }
+                            pending.removeSubrange(...nl)
+                        }
+                    }
+                }
+            }
+            if !running { return }
+            usleep(50_000)
+        }
     }
 
     /// `berth export`: the container's filesystem as a tar stream.

@@ -12,6 +12,9 @@ public struct CreateOptions: Sendable {
     public var bundle: String
     public var pidFile: String?
     public var consoleSocket: String?
+    /// A connected socket to send the pty master over, for in-process callers
+    /// (a supervisor holding the other end of a socketpair); used instead of a path.
+    public var consoleSocketFD: Int32?
     public var noPivot = false
     public var noNewKeyring = false
     public var preserveFDs = 0
@@ -111,7 +114,9 @@ public struct Runtime: Sendable {
             }
             var localConsole: Int32 = -1
             if process.terminal == true {
-                if let socketPath = options.consoleSocket {
+                if let fd = options.consoleSocketFD {
+                    fds.consoleSocket = dup(fd)
+                } else if let socketPath = options.consoleSocket {
                     fds.consoleSocket = try connectUnix(socketPath)
                 } else if mode == .run {
                     // foreground run with a terminal: we are the console socket's other end

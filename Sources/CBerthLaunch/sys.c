@@ -1,6 +1,7 @@
 /* sys.c — wrappers for syscalls Swift cannot reach (see berth_sys.h). */
 #include "berth_sys.h"
 #include <fcntl.h>
+#include <spawn.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 const int berth_O_PATH = O_PATH;
+const short berth_POSIX_SPAWN_SETSID = POSIX_SPAWN_SETSID;
 
 int berth_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 

@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import BerthEngine
 import BerthImage
+import BerthOCI
 import BerthSys
 import CBerthLaunch
 
@@ -13,6 +14,18 @@ struct EngineRoots {
     var data = ProcessInfo.processInfo.environment["BERTH_DATA_ROOT"] ?? ImageStore.defaultRoot
     var exec = ProcessInfo.processInfo.environment["BERTH_EXEC_ROOT"] ?? Engine.defaultRunRoot
     var engine: Engine { Engine(root: data, runRoot: exec) }
+}
+
+/// The terminal in raw mode until `restore` (an attached `run -t`).
+final class RawTerminal {
+    var saved = termios()
+    init?() {
+        guard tcgetattr(0, &saved) == 0 else { return nil }
+        var raw = saved
+        cfmakeraw(&raw)
+        tcsetattr(0, TCSANOW, &raw)
+    }
+    func restore() { tcsetattr(0, TCSANOW, &saved) }
 }
 
 /// `12 MB`, `1.5 GB`, as docker prints sizes (decimal units).
@@ -205,6 +218,7 @@ func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
             options.remove = a.flags.contains("--rm")
             options.detach = a.flags.contains("--detach")
             options.tty = a.flags.contains("--tty")
+            options.interactive = a.flags.contains("--interactive")
             options.name = a.values["--name"]
             options.env = (a.lists["--env"] ?? []).map { e in
                 // -e NAME takes the value from berth's own environment, as docker does
@@ -215,7 +229,14 @@ func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
             options.hostname = a.values["--hostname"]
             options.cgroupParent = a.values["--cgroup-parent"] ?? options.cgroupParent
             if let e = a.values["--entrypoint"] { options.entrypoint = e.isEmpty ? [] : [e] }
-            let code = try engine.run(options) { c in if options.detach { print(c.id) } }
+            // attached to a terminal with -t: raw, so keys reach the container as typed
+            let raw = options.tty && !options.detach && isatty(0) != 0 ? RawTerminal() : nil
+            let code: Int32
+            do { code = try engine.run(options) { c in if options.detach { print(c.id) } } } catch {
+                raw?.restore()
+                throw error
+            }
+            raw?.restore()
             exit(code)
         case "create":
             let a = Arguments(rest, flags: ["--tty", "--interactive"], values: ["--name", "--env", "--workdir", "--user", "--entrypoint", "--hostname"],
@@ -231,6 +252,49 @@ func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
             options.user = a.values["--user"]
             if let e = a.values["--entrypoint"] { options.entrypoint = e.isEmpty ? [] : [e] }
             print(try engine.create(options).id)
+        case "start":
+            let a = Arguments(rest, flags: ["--attach", "--interactive"], values: [], aliases: ["-a": "--attach", "-i": "--interactive"])
+            guard !a.positional.isEmpty else { fail("start: name at least one container\n\(usage)", code: 2) }
+            if a.flags.contains("--attach") {
+                guard a.positional.count == 1 else { fail("start -a takes one container", code: 2) }
+                let c = try engine.container(a.positional[0])
+                let supervisor = try engine.start(c.id, attach: true)
+                exit(try engine.waitAttached(c.id, supervisor: supervisor))
+            }
+            for ref in a.positional { try engine.start(ref); print(ref) }
+        case "stop", "restart":
+            let a = Arguments(rest, flags: [], values: ["--time"], aliases: ["-t": "--time"])
+            guard !a.positional.isEmpty else { fail("\(command): name at least one container\n\(usage)", code: 2) }
+            let timeout = a.values["--time"].map { Double($0) ?? -1 } ?? 10
+            guard timeout >= 0 else { fail("--time: give whole seconds", code: 2) }
+            for ref in a.positional {
+                try engine.stop(ref, timeout: timeout)
+                if command == "restart" { try engine.start(ref) }
+                print(ref)
+            }
+        case "kill":
+            let a = Arguments(rest, flags: [], values: ["--signal"], aliases: ["-s": "--signal"])
+            guard !a.positional.isEmpty else { fail("kill: name at least one container\n\(usage)", code: 2) }
+            let name = a.values["--signal"] ?? "KILL"
+            guard let signal = SignalTable.parse(name) else { fail("--signal \"\(name)\": not a signal", code: 2) }
+            for ref in a.positional { try engine.kill(ref, signal: signal); print(ref) }
+        case "wait":
+            guard !rest.isEmpty else { fail("wait: name at least one container\n\(usage)", code: 2) }
+            for ref in rest { print(try engine.waitForExit(ref).map(String.init) ?? "-1") }
+        case "logs":
+            let a = Arguments(rest, flags: ["--follow", "--timestamps"], values: ["--tail"], aliases: ["-f": "--follow", "-t": "--timestamps", "-n": "--tail"])
+            guard a.positional.count == 1 else { fail("logs takes one container\n\(usage)", code: 2) }
+            let tail = a.values["--tail"].flatMap { $0 == "all" ? nil : Int($0) }
+            try engine.logs(a.positional[0], follow: a.flags.contains("--follow"), tail: tail) { entry in
+                let text = (a.flags.contains("--timestamps") ? entry.time + " " : "") + entry.log
+                let fd: Int32 = entry.stream == "stderr" ? 2 : 1
+                text.withCString { _ = write(fd, $0, strlen($0)) }
+            }
+        case "inspect":
+            guard !rest.isEmpty else { fail("inspect: name at least one container\n\(usage)", code: 2) }
+            var out: [ContainerInspect] = []
+            for ref in rest { out.append(ContainerInspect(try engine.container(ref), engine: engine)) }
+            printJSON(out)
         case "ps":
             let a = Arguments(rest, flags: ["--all", "--quiet", "--no-trunc"], values: [], aliases: ["-a": "--all", "-q": "--quiet"])
             let list = engine.containers().filter { a.flags.contains("--all") || $0.status == .running }

@@ -16,6 +16,9 @@ let usage = """
 usage: berth [--data-root DIR] [--exec-root DIR] COMMAND   (images and containers: default \(ImageStore.defaultRoot) and \(Engine.defaultRunRoot))
        berth run [--rm] [-d] [-t] [-i] [--name N] [-e K=V] [-w DIR] [-u USER[:GROUP]] [--entrypoint E] [-h HOST] [--cgroup-parent P] IMAGE [COMMAND…]
        berth create [same options] IMAGE [COMMAND…]
+       berth start [-a] CONTAINER… / stop [-t SECONDS] CONTAINER… / restart [-t SECONDS] CONTAINER…
+       berth kill [-s SIGNAL] CONTAINER… / wait CONTAINER… / inspect CONTAINER…
+       berth logs [-f] [--tail N] [-t] CONTAINER   what the container wrote (json-file, rotated at 10 MB, 3 files)
        berth ps [-a] [-q]                 containers (running; -a: all)
        berth rm [-f] CONTAINER…           remove containers and their writable layers
        berth export [-o FILE] CONTAINER   the container's filesystem as a tar
@@ -87,7 +90,12 @@ case "images", "tag", "rmi", "load", "save", "import", "pull", "push":
 case "image":
     guard args.count > 1 else { fail("image: give a command (ls, inspect, tag, rm, prune, load, save, import)\n\(usage)", code: 2) }
     imageCommand(args[1], Array(args.dropFirst(2)), roots: roots)
-case "run", "create", "ps", "rm", "export", "build":
+case "shim":
+    // the per-container supervisor, started by run/start (not for people)
+    let attached = args.contains("--attached")
+    guard let id = args.dropFirst().last(where: { $0 != "--attached" }) else { fail("shim: which container?", code: 2) }
+    exit(Supervisor(engine: roots.engine, id: id).run(attached: attached))
+case "run", "create", "ps", "rm", "export", "build", "start", "stop", "restart", "kill", "wait", "logs", "inspect":
     containerCommand(args[0], Array(args.dropFirst()), roots: roots)
 case "container":
     guard args.count > 1 else { fail("container: give a command (run, create, ls, rm, export)\n\(usage)", code: 2) }

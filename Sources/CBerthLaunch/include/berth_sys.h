@@ -11,6 +11,8 @@ extern "C" {
 #endif
 
 extern const int berth_O_PATH;
+/* posix_spawn: the child starts a session of its own (a supervisor outlives its caller's terminal). */
+extern const short berth_POSIX_SPAWN_SETSID;
 int berth_pipe2(int fds[2], int flags);
 /* pidfd_open(2) / pidfd_send_signal(2): -1 with errno on failure. */
 int berth_pidfd_open(pid_t pid);

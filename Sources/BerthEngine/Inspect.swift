@@ -1,0 +1,67 @@
+import Foundation
+import BerthImage
+import BerthOCI
+import BerthSys
+
+/// `docker inspect`'s shape for a container: the fields berth knows.
+public struct ContainerInspect: Encodable, Sendable {
+    public struct State: Encodable, Sendable {
+        public var Status: String
+        public var Running: Bool
+        public var Paused: Bool
+        public var Restarting: Bool
+        public var OOMKilled: Bool
+        public var Dead: Bool
+        public var Pid: Int32
+        public var ExitCode: Int32
+        public var Error: String
+        public var StartedAt: String
+        public var FinishedAt: String
+    }
+    public struct Config: Encodable, Sendable {
+        public var Hostname: String
+        public var User: String
+        public var Tty: Bool
+        public var OpenStdin: Bool
+        public var Env: [String]
+        public var Cmd: [String]
+        public var Image: String
+        public var WorkingDir: String
+        public var Entrypoint: [String]?
+        public var Labels: [String: String]
+    }
+    public var Id: String
+    public var Created: String
+    public var Path: String
+    public var Args: [String]
+    public var State: State
+    public var Image: String
+    public var LogPath: String
+    public var Name: String
+    public var Driver: String
+    public var Platform: String
+    public var Config: Config
+
+    public init(_ c: EngineContainer, engine: Engine) {
+        let spec = try? engine.spec(of: c)
+        let process = spec?.process
+        let running = c.status == .running
+        let paused = running && ((try? engine.runtime.record(id: c.id))?.cgroups.isFrozen ?? false)
+        Id = c.id
+        Created = c.created
+        Path = c.command.first ?? ""
+        Args = Array(c.command.dropFirst())
+        self.State = ContainerInspect.State(Status: paused ? "paused" : c.status.rawValue, Running: running, Paused: paused, Restarting: false,
+                      OOMKilled: c.oomKilled ?? false, Dead: false, Pid: c.pid ?? 0, ExitCode: c.exitCode ?? 0, Error: "",
+                      StartedAt: c.started ?? "0001-01-01T00:00:00Z", FinishedAt: c.finished ?? "0001-01-01T00:00:00Z")
+        Image = c.image.description
+        LogPath = engine.images.root + "/containers/\(c.id)/\(c.id)-json.log"
+        Name = "/" + c.name
+        Driver = "overlay"
+        Platform = "linux"
+        let user: String = process.map { "\($0.user.uid):\($0.user.gid)" } ?? ""
+        self.Config = ContainerInspect.Config(Hostname: spec?.hostname ?? "", User: user, Tty: process?.terminal ?? false,
+                                              OpenStdin: c.openStdin, Env: process?.env ?? [], Cmd: c.command, Image: c.imageName,
+                                              WorkingDir: process?.cwd ?? "/", Entrypoint: nil, Labels: [:])
+    }
+}
