@@ -40,11 +40,13 @@ let package = Package(
         .target(name: "BerthImage", dependencies: ["BerthSys", "CBerthImage", "CBerthHTTP"], exclude: ["README.md"]),
         // Engine: containers made from images (writable layer, runtime config, lifecycle).
         .target(name: "BerthEngine", dependencies: ["BerthImage", "BerthRuntime", "BerthOCI", "BerthSecurity", "BerthSys"], exclude: ["README.md"]),
+        // The daemon: the Docker Engine API on a Unix socket, over the engine.
+        .target(name: "BerthDaemon", dependencies: ["BerthEngine", "BerthImage", "BerthOCI", "BerthSys"], exclude: ["README.md"]),
         .target(name: "BerthRuntime", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "CBerthLaunch"], exclude: ["README.md"]),
         // berth trace / berth top: containers of a runtime root seen through the probes.
         .target(name: "BerthTrace", dependencies: ["BerthSys", "BerthRuntime", "BerthCgroups", "BerthProbes"], exclude: ["README.md"]),
         .target(name: "BerthBench", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "BerthRuntime", "BerthProbes", "BerthImage", "CBerthLaunch"], exclude: ["README.md"]),
-        .executableTarget(name: "berth", dependencies: ["BerthEngine", "BerthImage", "BerthBench", "BerthTrace", "BerthProbes", "BerthRuntime", "BerthSys", "CBerthLaunch"]),
+        .executableTarget(name: "berth", dependencies: ["BerthDaemon", "BerthEngine", "BerthImage", "BerthBench", "BerthTrace", "BerthProbes", "BerthRuntime", "BerthSys", "CBerthLaunch"]),
         .executableTarget(
             name: "berth-bench",
             dependencies: ["BerthBench", "BerthSys", "CBerthLaunch", .product(name: "ArgumentParser", package: "swift-argument-parser")]

@@ -42,6 +42,14 @@ enum ContainerSpec {
         spec.process = process
         spec.linux?.cgroupsPath = "/" + options.cgroupParent.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/" + id
         spec.linux?.seccomp = DefaultSeccompProfile.profile(capabilities: capabilities)
+        if let limits = options.resources {
+            var r = spec.linux?.resources ?? Resources()
+            r.memory = limits.memory ?? r.memory
+            r.cpu = limits.cpu ?? r.cpu
+            r.pids = limits.pids ?? r.pids
+            r.blockIO = limits.blockIO ?? r.blockIO
+            spec.linux?.resources = r
+        }
         // docker's per-container files, bind-mounted over the image's (not in build
         // steps: the mount points would end up in the step's layer)
         guard !options.buildStep else { return spec }

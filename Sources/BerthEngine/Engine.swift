@@ -29,6 +29,8 @@ public struct RunOptions: Sendable {
     public var cgroupParent = "berth"
     /// A `build` RUN step: no per-container /etc files.
     public var buildStep = false
+    /// Limits (`--memory`, `--cpus`, …), already in the runtime spec's terms.
+    public var resources: Resources?
     public init(image: String) { self.image = image }
 }
 
@@ -118,10 +120,25 @@ public struct Engine: Sendable {
     /// The supervisor's path: this very binary, started as `berth shim`.
     static var selfPath: String { (try? Files.realPath("/proc/self/exe")) ?? CommandLine.arguments[0] }
 
+    /// A client's descriptors for an attached start: this process's stdio (the CLI),
+    /// or a hijacked API connection, where output goes out in docker's multiplexed frames.
+    public struct Attach: Sendable {
+        public var stdin: Int32, stdout: Int32, stderr: Int32
+        public var multiplexed: Bool
+        public init(stdin: Int32, stdout: Int32, stderr: Int32, multiplexed: Bool) {
+            self.stdin = stdin; self.stdout = stdout; self.stderr = stderr; self.multiplexed = multiplexed
+        }
+        public static let terminal = Attach(stdin: 0, stdout: 1, stderr: 2, multiplexed: false)
+    }
+
     /// Starts a created (or exited) container under a new supervisor; returns its pid once the container runs.
-    /// `attach` hands this process's stdin, stdout and stderr to the supervisor as the client's.
     @discardableResult
-    public func start(_ ref: String, attach: Bool = false) throws(BerthError) -> pid_t {
+    public func start(_ ref: String, attach: Bool) throws(BerthError) -> pid_t {
+        try start(ref, attach: attach ? Attach.terminal : nil)
+    }
+
+    @discardableResult
+    public func start(_ ref: String, attach: Attach? = nil) throws(BerthError) -> pid_t {
         var c = refreshed(try container(ref))
         guard c.status != .running else { throw BerthError("container \(c.name) is already running") }
         if c.status == .exited {
@@ -141,10 +158,10 @@ public struct Engine: Sendable {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         // the client's descriptors first (the actions run in order), then /dev/null for the supervisor's own
-        if attach {
-            posix_spawn_file_actions_adddup2(&actions, 0, Supervisor.attachFDs.stdin)
-            posix_spawn_file_actions_adddup2(&actions, 1, Supervisor.attachFDs.stdout)
-            posix_spawn_file_actions_adddup2(&actions, 2, Supervisor.attachFDs.stderr)
+        if let attach {
+            posix_spawn_file_actions_adddup2(&actions, attach.stdin, Supervisor.attachFDs.stdin)
+            posix_spawn_file_actions_adddup2(&actions, attach.stdout, Supervisor.attachFDs.stdout)
+            posix_spawn_file_actions_adddup2(&actions, attach.stderr, Supervisor.attachFDs.stderr)
         }
         posix_spawn_file_actions_adddup2(&actions, ready[1], Supervisor.readyFD)
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
@@ -155,7 +172,8 @@ public struct Engine: Sendable {
         defer { posix_spawnattr_destroy(&attributes) }
         posix_spawnattr_setflags(&attributes, berth_POSIX_SPAWN_SETSID)
         let path = Engine.selfPath
-        let args = [path, "--data-root", images.root, "--exec-root", execRoot, "shim"] + (attach ? ["--attached"] : []) + [c.id]
+        let args = [path, "--data-root", images.root, "--exec-root", execRoot, "shim"]
+            + (attach == nil ? [] : attach!.multiplexed ? ["--attached", "--multiplexed"] : ["--attached"]) + [c.id]
         let argv = CStringArray(args)
         var pid: pid_t = 0
         let r = posix_spawn(&pid, path, &actions, &attributes, argv.pointers, environ)
@@ -203,12 +221,18 @@ public struct Engine: Sendable {
         }
     }
 
+    /// Where a supervisor leaves the exit code of a container it removed (`--rm`), for a waiting client.
+    func exitFile(_ id: String) -> String { execRoot + "/exits/" + id }
+
     /// The exit code once the container has ended (nil if it still runs after `timeout`).
     public func waitForExit(_ ref: String, timeout: Double? = nil) throws(BerthError) -> Int32? {
         let id = try container(ref).id
         let deadline = timeout.map { monotonicMilliseconds() + $0 * 1000 }
         while true {
-            guard let c = try? load(id) else { return nil }   // removed (--rm): its supervisor had the code
+            guard let c = try? load(id) else {
+                // removed (--rm): its supervisor left the code
+                return (try? Files.read(exitFile(id))).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            }
             switch refreshed(c).status {
             case .exited: return c.exitCode ?? 137   // a supervisor killed with its container left no code
             case .created: return nil

@@ -30,6 +30,23 @@ public struct ContainerInspect: Encodable, Sendable {
         public var Entrypoint: [String]?
         public var Labels: [String: String]
     }
+    public struct HostConfig: Encodable, Sendable {
+        public struct LogConfig: Encodable, Sendable { public var `Type` = "json-file"; public var Config = ["max-size": "10m", "max-file": "3"] }
+        public struct RestartPolicy: Encodable, Sendable { public var Name = "no"; public var MaximumRetryCount = 0 }
+        public var LogConfig = LogConfig()
+        public var RestartPolicy = RestartPolicy()
+        public var AutoRemove: Bool
+        public var NetworkMode = "none"
+        public var CgroupParent: String
+        public var Memory: Int64
+        public var MemorySwap: Int64
+        public var NanoCpus: Int64
+        public var CpuShares: UInt64
+        public var CpuPeriod: UInt64
+        public var CpuQuota: Int64
+        public var CpusetCpus: String
+        public var PidsLimit: Int64
+    }
     public var Id: String
     public var Created: String
     public var Path: String
@@ -41,6 +58,8 @@ public struct ContainerInspect: Encodable, Sendable {
     public var Driver: String
     public var Platform: String
     public var Config: Config
+    public var HostConfig: HostConfig
+    public var Mounts: [String] = []
 
     public init(_ c: EngineContainer, engine: Engine) {
         let spec = try? engine.spec(of: c)
@@ -59,6 +78,17 @@ public struct ContainerInspect: Encodable, Sendable {
         Name = "/" + c.name
         Driver = "overlay"
         Platform = "linux"
+        let r = spec?.linux?.resources
+        let parent = spec?.linux?.cgroupsPath.map { path -> String in
+            let parts = path.split(separator: "/")
+            return parts.dropLast().joined(separator: "/")
+        } ?? ""
+        let quota = r?.cpu?.quota ?? 0, period = r?.cpu?.period ?? 0
+        self.HostConfig = ContainerInspect.HostConfig(AutoRemove: c.autoRemove, CgroupParent: parent, Memory: r?.memory?.limit ?? 0,
+                                                      MemorySwap: r?.memory?.swap ?? 0,
+                                                      NanoCpus: period == 100_000 && quota > 0 ? quota * 10_000 : 0,
+                                                      CpuShares: r?.cpu?.shares ?? 0, CpuPeriod: period, CpuQuota: quota,
+                                                      CpusetCpus: r?.cpu?.cpus ?? "", PidsLimit: r?.pids?.limit ?? 0)
         let user: String = process.map { "\($0.user.uid):\($0.user.gid)" } ?? ""
         self.Config = ContainerInspect.Config(Hostname: spec?.hostname ?? "", User: user, Tty: process?.terminal ?? false,
                                               OpenStdin: c.openStdin, Env: process?.env ?? [], Cmd: c.command, Image: c.imageName,

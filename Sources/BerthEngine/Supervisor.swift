@@ -16,7 +16,7 @@ import CBerthLaunch
 ///
 /// Descriptors when started: 3 = a pipe that gets "ok" once the container runs
 /// (or the error), and for an attached client 4, 5, 6 = its stdin, stdout, stderr.
-public struct Supervisor {
+public struct Supervisor: Sendable {
     public let engine: Engine
     public let id: String
 
@@ -25,11 +25,24 @@ public struct Supervisor {
         self.id = id
     }
 
+    private func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            off += n
+        }
+        return true
+    }
+
     static let readyFD: Int32 = 3
     static let attachFDs: (stdin: Int32, stdout: Int32, stderr: Int32) = (4, 5, 6)
 
     /// Runs the container to its end; returns the supervisor's exit status.
-    public func run(attached: Bool) -> Int32 {
+    /// `multiplexed`: the client is a hijacked API connection: output goes to it in
+    /// docker's frames (`[stream, 0, 0, 0, size as big-endian UInt32]` + bytes).
+    public func run(attached: Bool, multiplexed: Bool = false) -> Int32 {
         signal(SIGPIPE, SIG_IGN)
         // the container's end is ours to see, not a terminal's or a caller's signal to take
         for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { signal(s, SIG_IGN) }
@@ -117,6 +130,7 @@ public struct Supervisor {
 
         // output pumps: pipe or pty → log and the attached client
         var pumps: [Thread] = []
+        let frameLock = NSLock()   // stdout and stderr frames share one connection
         func pump(_ from: Int32, _ stream: String, _ client: Int32) {
             let t = Thread {
                 let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 32768, alignment: 16)
@@ -126,7 +140,18 @@ public struct Supervisor {
                     if n < 0 && errno == EINTR { continue }
                     if n <= 0 { break }
                     log.write(stream: stream, UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-                    if client >= 0 { _ = write(client, buffer.baseAddress, n) }
+                    if client >= 0 {
+                        if multiplexed {
+                            let size = UInt32(n)
+                            var frame: [UInt8] = [stream == "stderr" ? 2 : 1, 0, 0, 0, UInt8(size >> 24), UInt8((size >> 16) & 0xff), UInt8((size >> 8) & 0xff), UInt8(size & 0xff)]
+                            frame.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                            frameLock.lock()
+                            _ = writeAll(client, frame)
+                            frameLock.unlock()
+                        } else {
+                            _ = write(client, buffer.baseAddress, n)
+                        }
+                    }
                 }
                 close(from)
             }
@@ -176,7 +201,15 @@ public struct Supervisor {
         c.supervisorPid = nil
         c.supervisorStartTime = nil
         try? engine.save(c)
-        if c.autoRemove { try? engine.remove(id, force: true) }
+        if c.autoRemove {
+            try? Files.makeDirectories(engine.execRoot + "/exits", mode: 0o700)
+            try? Files.writeAtomically(Array("\(c.exitCode ?? 0)\n".utf8), to: engine.exitFile(id), mode: 0o600)
+            try? engine.remove(id, force: true)
+        }
+        if clientOut >= 0 {
+            // the client sees the end of the stream now (a hijacked connection: shut down, not just our copy closed)
+            shutdown(clientOut, Int32(SHUT_RDWR))
+        }
         // an attached caller (`run` without -d) takes the container's exit code from ours
         return c.exitCode ?? 0
     }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import BerthBench
+import BerthDaemon
 import BerthEngine
 import BerthImage
 import BerthProbes
@@ -14,6 +15,7 @@ import CBerthLaunch
 /// of a berth-runtime root, and the benchmark reports.
 let usage = """
 usage: berth [--data-root DIR] [--exec-root DIR] COMMAND   (images and containers: default \(ImageStore.defaultRoot) and \(Engine.defaultRunRoot))
+       berth daemon [-H unix:///PATH] [-G GROUP]   the Docker Engine API (\(DockerAPI.version)) on a Unix socket (default EXEC-ROOT/berth.sock, mode 0660)
        berth run [--rm] [-d] [-t] [-i] [--name N] [-e K=V] [-w DIR] [-u USER[:GROUP]] [--entrypoint E] [-h HOST] [--cgroup-parent P] IMAGE [COMMAND…]
        berth create [same options] IMAGE [COMMAND…]
        berth start [-a] CONTAINER… / stop [-t SECONDS] CONTAINER… / restart [-t SECONDS] CONTAINER…
@@ -90,11 +92,33 @@ case "images", "tag", "rmi", "load", "save", "import", "pull", "push":
 case "image":
     guard args.count > 1 else { fail("image: give a command (ls, inspect, tag, rm, prune, load, save, import)\n\(usage)", code: 2) }
     imageCommand(args[1], Array(args.dropFirst(2)), roots: roots)
+case "daemon":
+    let a = Arguments(Array(args.dropFirst()), flags: [], values: ["--host", "--group"], aliases: ["-H": "--host", "-G": "--group"])
+    let host = a.values["--host"] ?? "unix://\(roots.exec)/berth.sock"
+    guard host.hasPrefix("unix://") else {
+        fail("daemon --host \(host): only unix:// sockets are served (TCP needs mutual TLS, which is not there yet)", code: 2)
+    }
+    let path = String(host.dropFirst(7))
+    var group: gid_t?
+    if let name = a.values["--group"] {
+        guard let g = getgrnam(name) else { fail("daemon --group \(name): no such group", code: 2) }
+        group = g.pointee.gr_gid
+    }
+    do {
+        try Files.makeDirectories(roots.exec, mode: 0o711)
+        try roots.engine.images.prepare()
+        let api = DockerAPI(engine: roots.engine)
+        let server = try HTTPServer(unixSocket: path, mode: 0o660, group: group) { request, connection in api.handle(request, connection) }
+        signal(SIGPIPE, SIG_IGN)
+        print("berth daemon: Docker Engine API \(DockerAPI.version) on unix://\(path) (data \(roots.data), exec \(roots.exec))")
+        fflush(nil)
+        server.serve()
+    } catch { fail("\(error)") }
 case "shim":
     // the per-container supervisor, started by run/start (not for people)
-    let attached = args.contains("--attached")
-    guard let id = args.dropFirst().last(where: { $0 != "--attached" }) else { fail("shim: which container?", code: 2) }
-    exit(Supervisor(engine: roots.engine, id: id).run(attached: attached))
+    let attached = args.contains("--attached"), multiplexed = args.contains("--multiplexed")
+    guard let id = args.dropFirst().last(where: { !$0.hasPrefix("--") }) else { fail("shim: which container?", code: 2) }
+    exit(Supervisor(engine: roots.engine, id: id).run(attached: attached, multiplexed: multiplexed))
 case "run", "create", "ps", "rm", "export", "build", "start", "stop", "restart", "kill", "wait", "logs", "inspect":
     containerCommand(args[0], Array(args.dropFirst()), roots: roots)
 case "container":
