@@ -230,11 +230,12 @@ public final class DockerAPI: @unchecked Sendable {
             guard record.status != .running else { throw APIError(409, "attaching to a running container is not supported yet; attach before start") }
             let upgrade = r.headers["upgrade"]?.lowercased() == "tcp"
             let tty = ContainerInspect(record, engine: engine).Config.Tty
-            c.hijack(upgrade: upgrade, contentType: tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream")
+            // registered before the answer: the client may send `start` as soon as it reads the 101
             lock.lock()
             if let old = pendingAttach[id] { close(old.fd) }
             pendingAttach[id] = (c.fd, r.flag("stdin"))
             lock.unlock()
+            c.hijack(upgrade: upgrade, contentType: tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream")
         case ("POST", "wait"):
             let condition = r.query["condition"] ?? "not-running"
             // the headers go out now (docker's CLI starts the container only once the wait is accepted),

@@ -68,6 +68,8 @@ public struct Supervisor: Sendable {
             return 1
         }
         let tty = (try? engine.spec(of: c))?.process?.terminal == true
+        // the runtime's warnings go to a file: this process's stderr is about to be the container's
+        let runtime = Runtime(root: engine.execRoot + "/runtime", log: Logger(file: directory + "/runtime.log", toStderr: false))
         let clientIn: Int32 = attached && c.openStdin ? Self.attachFDs.stdin : -1
         let clientOut: Int32 = attached ? Self.attachFDs.stdout : -1
         let clientErr: Int32 = attached ? Self.attachFDs.stderr : -1
@@ -89,7 +91,7 @@ public struct Supervisor: Sendable {
             options.consoleSocketFD = console[1]
         }
         do throws(BerthError) {
-            try engine.runtime.create(id: id, options: options)
+            try runtime.create(id: id, options: options)
         } catch {
             report("\(error)")
             c.status = .created
@@ -109,11 +111,11 @@ public struct Supervisor: Sendable {
         dup2(devnull, 0)
         let record: ContainerRecord
         do throws(BerthError) {
-            try engine.runtime.start(id: id)
-            record = try engine.runtime.record(id: id)
+            try runtime.start(id: id)
+            record = try runtime.record(id: id)
         } catch {
             report("\(error)")
-            try? engine.runtime.delete(id: id, force: true)
+            try? runtime.delete(id: id, force: true)
             try? layer.unmount()
             return 1
         }
@@ -189,8 +191,8 @@ public struct Supervisor: Sendable {
         // output still in flight comes before the end is recorded
         let deadline = monotonicMilliseconds() + 2000
         while pumps.contains(where: { !$0.isFinished }) && monotonicMilliseconds() < deadline { usleep(1000) }
-        let oom = ((try? engine.runtime.record(id: id))?.cgroups.oomKills ?? 0) > 0
-        try? engine.runtime.delete(id: id, force: true)
+        let oom = ((try? runtime.record(id: id))?.cgroups.oomKills ?? 0) > 0
+        try? runtime.delete(id: id, force: true)
         try? layer.unmount()
         c = (try? engine.load(id)) ?? c
         c.status = .exited

@@ -10,8 +10,11 @@ public struct Logger: Sendable {
     public var file: String?
     public var format: Format = .text
     public var debug = false
+    /// Warnings and errors also on stderr (not for a supervisor, whose stderr is the container's).
+    public var toStderr = true
 
-    public init(file: String? = nil, format: Format = .text, debug: Bool = false) {
+    public init(file: String? = nil, format: Format = .text, debug: Bool = false, toStderr: Bool = true) {
+        self.toStderr = toStderr
         self.file = file; self.format = format; self.debug = debug
     }
 
@@ -20,7 +23,7 @@ public struct Logger: Sendable {
     public func debugMessage(_ message: String) { if debug { emit("debug", message, toStderr: true) } }
 
     private func emit(_ level: String, _ message: String, toStderr: Bool) {
-        if toStderr {
+        if toStderr && self.toStderr {
             let line = "berth-runtime: \(level == "error" ? "" : level + ": ")\(message)\n"
             berth_write_stderr(line)
         }

@@ -14,18 +14,23 @@ struct EngineTests {
     @Test("run -d: the container outlives the command; logs -f follows it; wait and inspect give its exit code")
     func detached() throws {
         let env = try EngineEnvironment()
-        let started = try env.runContainer(["-d", "--name", "bg", "busybox", "sh", "-c", "for i in 1 2 3; do echo line $i; echo warn $i >&2; sleep 0.2; done; exit 4"])
+        // it ends when told (USR1), so a slow machine cannot make it end before it is looked at
+        let started = try env.runContainer(["-d", "--name", "bg", "busybox", "sh", "-c",
+                                            "trap 'exit 4' USR1; for i in 1 2 3; do echo line $i; echo warn $i >&2; done; while true; do sleep 0.05; done"])
         #expect(started.code == 0 && started.stdout.count == 65, "\(started.stderr)")
         #expect(try env.berth(["ps"]).stdout.contains("bg"))
         let state = try inspect(env, "bg")["State"] as? [String: Any]
         #expect(state?["Running"] as? Bool == true && (state?["Pid"] as? Int ?? 0) > 0)
-        let logs = try env.berth(["logs", "-f", "bg"])
+        let follower = try spawn(Package.binary("berth"), ["--data-root", env.data, "--exec-root", env.exec, "logs", "-f", "bg"])
+        usleep(300_000)
+        #expect(try env.berth(["kill", "-s", "USR1", "bg"]).code == 0)
+        let logs = follower.wait()
         #expect(logs.stdout == "line 1\nline 2\nline 3\n" && logs.stderr == "warn 1\nwarn 2\nwarn 3\n")
         #expect(try env.berth(["wait", "bg"]).stdout == "4\n")
         let ended = try inspect(env, "bg")["State"] as? [String: Any]
         #expect(ended?["ExitCode"] as? Int == 4 && ended?["Status"] as? String == "exited")
-        // the last two entries (the two streams' order is the pumps'), with timestamps
-        let tail = try env.berth(["logs", "--tail", "2", "-t", "bg"])
+        // the last six entries (all of them), with timestamps
+        let tail = try env.berth(["logs", "--tail", "6", "-t", "bg"])
         #expect(tail.stdout.hasSuffix("Z line 3\n") && tail.stderr.hasSuffix("Z warn 3\n"), "\(tail.stdout) \(tail.stderr)")
         #expect(try env.berth(["rm", "bg"]).code == 0)
         env.expectNoLeaks()
