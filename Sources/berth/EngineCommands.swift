@@ -207,12 +207,15 @@ func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
     let engine = roots.engine
     do {
         switch command {
-        case "run":
+        case "run", "create":
             let a = Arguments(rest, flags: ["--rm", "--detach", "--tty", "--interactive"],
-                              values: ["--name", "--env", "--workdir", "--user", "--entrypoint", "--hostname", "--cgroup-parent"],
-                              aliases: ["-d": "--detach", "-t": "--tty", "-i": "--interactive", "-e": "--env", "-w": "--workdir", "-u": "--user", "-h": "--hostname"],
+                              values: ["--name", "--env", "--workdir", "--user", "--entrypoint", "--hostname", "--cgroup-parent",
+                                       "--memory", "--memory-swap", "--memory-reservation", "--cpus", "--cpu-shares", "--cpu-period",
+                                       "--cpu-quota", "--cpuset-cpus", "--pids-limit"],
+                              aliases: ["-d": "--detach", "-t": "--tty", "-i": "--interactive", "-e": "--env", "-w": "--workdir", "-u": "--user",
+                                        "-h": "--hostname", "-m": "--memory", "-c": "--cpu-shares"],
                               stopAtPositional: true)
-            guard let image = a.positional.first else { fail("run: name an image\n\(usage)", code: 2) }
+            guard let image = a.positional.first else { fail("\(command): name an image\n\(usage)", code: 2) }
             var options = RunOptions(image: image)
             options.command = Array(a.positional.dropFirst())
             options.remove = a.flags.contains("--rm")
@@ -229,6 +232,23 @@ func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
             options.hostname = a.values["--hostname"]
             options.cgroupParent = a.values["--cgroup-parent"] ?? options.cgroupParent
             if let e = a.values["--entrypoint"] { options.entrypoint = e.isEmpty ? [] : [e] }
+            func number<T: LosslessStringConvertible>(_ flag: String) -> T? {
+                a.values[flag].map { text in
+                    guard let v = T(text) else { fail("\(flag) \"\(text)\": not a number", code: 2) }
+                    return v
+                }
+            }
+            let swap: Int64? = try a.values["--memory-swap"].map { (t) throws(BerthError) in t == "-1" ? -1 : try DockerFlags.bytes(t, flag: "--memory-swap") }
+            options.resources = try DockerFlags.resources(
+                memory: try a.values["--memory"].map { (t) throws(BerthError) in try DockerFlags.bytes(t, flag: "--memory") },
+                memorySwap: swap,
+                memoryReservation: try a.values["--memory-reservation"].map { (t) throws(BerthError) in try DockerFlags.bytes(t, flag: "--memory-reservation") },
+                cpus: number("--cpus"), cpuShares: number("--cpu-shares"), cpuPeriod: number("--cpu-period"), cpuQuota: number("--cpu-quota"),
+                cpusetCpus: a.values["--cpuset-cpus"], pidsLimit: number("--pids-limit"))
+            if command == "create" {
+                print(try engine.create(options).id)
+                return
+            }
             // attached to a terminal with -t: raw, so keys reach the container as typed
             let raw = options.tty && !options.detach && isatty(0) != 0 ? RawTerminal() : nil
             let code: Int32
@@ -238,20 +258,6 @@ func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
             }
             raw?.restore()
             exit(code)
-        case "create":
-            let a = Arguments(rest, flags: ["--tty", "--interactive"], values: ["--name", "--env", "--workdir", "--user", "--entrypoint", "--hostname"],
-                              aliases: ["-t": "--tty", "-i": "--interactive", "-e": "--env", "-w": "--workdir", "-u": "--user", "-h": "--hostname"],
-                              stopAtPositional: true)
-            guard let image = a.positional.first else { fail("create: name an image\n\(usage)", code: 2) }
-            var options = RunOptions(image: image)
-            options.command = Array(a.positional.dropFirst())
-            options.name = a.values["--name"]
-            options.tty = a.flags.contains("--tty")
-            options.env = a.lists["--env"] ?? []
-            options.workdir = a.values["--workdir"]
-            options.user = a.values["--user"]
-            if let e = a.values["--entrypoint"] { options.entrypoint = e.isEmpty ? [] : [e] }
-            print(try engine.create(options).id)
         case "start":
             let a = Arguments(rest, flags: ["--attach", "--interactive"], values: [], aliases: ["-a": "--attach", "-i": "--interactive"])
             guard !a.positional.isEmpty else { fail("start: name at least one container\n\(usage)", code: 2) }

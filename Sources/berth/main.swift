@@ -17,6 +17,8 @@ let usage = """
 usage: berth [--data-root DIR] [--exec-root DIR] COMMAND   (images and containers: default \(ImageStore.defaultRoot) and \(Engine.defaultRunRoot))
        berth daemon [-H unix:///PATH] [-G GROUP]   the Docker Engine API (\(DockerAPI.version)) on a Unix socket (default EXEC-ROOT/berth.sock, mode 0660)
        berth run [--rm] [-d] [-t] [-i] [--name N] [-e K=V] [-w DIR] [-u USER[:GROUP]] [--entrypoint E] [-h HOST] [--cgroup-parent P] IMAGE [COMMAND…]
+           limits: [-m SIZE] [--memory-swap SIZE|-1] [--memory-reservation SIZE] [--cpus N] [-c SHARES] [--cpu-period US]
+                   [--cpu-quota US] [--cpuset-cpus LIST] [--pids-limit N]   (docker's rules: swap is memory+swap, --cpus → quota/100 ms)
        berth create [same options] IMAGE [COMMAND…]
        berth start [-a] CONTAINER… / stop [-t SECONDS] CONTAINER… / restart [-t SECONDS] CONTAINER…
        berth kill [-s SIGNAL] CONTAINER… / wait CONTAINER… / inspect CONTAINER…

@@ -94,4 +94,34 @@ struct EngineTests {
         #expect(try env.berth(["rm", "done"]).code == 0)
         env.expectNoLeaks()
     }
+
+    @Test("docker's limit flags: -m with --memory-swap is an OOM kill; --cpus and --pids-limit land in the cgroup")
+    func limits() throws {
+        let env = try EngineEnvironment()
+        let hog = try env.runContainer(["--rm", "-m", "32m", "--memory-swap", "32m", "busybox", "/bin/berth-test-init", "alloc", "256"])
+        #expect(hog.code == 137, "\(hog.stdout) \(hog.stderr)")
+        #expect(try env.runContainer(["-d", "--name", "lim", "--cpus", "0.5", "--pids-limit", "20", "-m", "64m", "busybox", "sleep", "100"]).code == 0)
+        let inspected = try inspect(env, "lim")
+        let host = inspected["HostConfig"] as? [String: Any]
+        #expect(host?["NanoCpus"] as? Int == 500_000_000 && host?["PidsLimit"] as? Int == 20 && host?["Memory"] as? Int == 64 << 20)
+        let pid = (inspected["State"] as? [String: Any])?["Pid"] as? Int ?? 0
+        let cgroups = (try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)) ?? ""
+        var quota = "", pids = ""
+        for line in cgroups.split(separator: "\n") {
+            let f = line.split(separator: ":", maxSplits: 2).map(String.init)
+            guard f.count == 3 else { continue }
+            if f[1].split(separator: ",").contains("cpu") { quota = readFile("/sys/fs/cgroup/cpu\(f[2])/cpu.cfs_quota_us") }
+            if f[1] == "pids" { pids = readFile("/sys/fs/cgroup/pids\(f[2])/pids.max") }
+            if f[1].isEmpty && Files.exists("/sys/fs/cgroup/cgroup.controllers") {
+                quota = readFile("/sys/fs/cgroup\(f[2])/cpu.max")
+                pids = readFile("/sys/fs/cgroup\(f[2])/pids.max")
+            }
+        }
+        #expect(quota.hasPrefix("50000"), "cpu quota \(quota)")
+        #expect(pids.trimmingCharacters(in: .whitespacesAndNewlines) == "20")
+        let tooSmall = try env.runContainer(["--rm", "-m", "1m", "busybox", "true"])
+        #expect(tooSmall.code == 1 && tooSmall.stderr.contains("minimum memory limit is 6MiB"), "\(tooSmall.stderr)")
+        #expect(try env.berth(["rm", "-f", "lim"]).code == 0)
+        env.expectNoLeaks()
+    }
 }
