@@ -77,6 +77,13 @@ struct BuildTests {
         #expect(try env.runContainer(["--rm", "multi"]).stdout == "made in base\n65534:65534\n")
         #expect(try build(env, ["-t", "base-only", "--target", "base", ctx]).code == 0)
         #expect(try env.runContainer(["--rm", "base-only", "cat", "/made.txt"]).stdout == "made in base\n")
+        // images built FROM busybox share its layer: removing them keeps it, and busybox still runs
+        let busybox = try env.store.resolve("busybox")
+        #expect(try env.store.resolve("multi").chain.first == busybox.chain.first)
+        #expect(try env.berth(["rmi", "multi", "base-only"]).code == 0)
+        #expect(try env.berth(["image", "prune"]).code == 0)
+        #expect(FileManager.default.fileExists(atPath: env.store.layerDirectory(busybox.chain[0])))
+        #expect(try env.runContainer(["--rm", "busybox", "echo", "still here"]).stdout == "still here\n")
         env.expectNoLeaks()
     }
 

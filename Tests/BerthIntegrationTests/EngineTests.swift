@@ -108,7 +108,7 @@ struct EngineTests {
         let cgroups = (try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)) ?? ""
         var quota = "", pids = ""
         for line in cgroups.split(separator: "\n") {
-            let f = line.split(separator: ":", maxSplits: 2).map(String.init)
+            let f = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
             guard f.count == 3 else { continue }
             if f[1].split(separator: ",").contains("cpu") { quota = readFile("/sys/fs/cgroup/cpu\(f[2])/cpu.cfs_quota_us") }
             if f[1] == "pids" { pids = readFile("/sys/fs/cgroup/pids\(f[2])/pids.max") }

@@ -206,7 +206,8 @@ struct ProbeTests {
             .filter { $0["type"] as? String == "probe-cost" }
         #expect(costs.count == 2 && costs.allSatisfy { ($0["runs"] as? Int ?? 0) > 0 }, "the probes' own cost each refresh: \(costs)")
         for row in rows {
-            #expect((row["cpuPercent"] as? Double ?? 0) > 50, "a spinning container uses a CPU: \(row)")
+            // under emulation, with every other suite running beside it, a spinner gets well under a CPU
+            #expect((row["cpuPercent"] as? Double ?? 0) > (Host.emulated ? 10 : 50), "a spinning container uses a CPU: \(row)")
             #expect((row["pids"] as? Int ?? 0) >= 1)
             #expect((row["memoryWorkingSetBytes"] as? Int ?? 0) > 0)
         }
