@@ -67,6 +67,7 @@ let package = Package(
         .testTarget(name: "BerthCgroupsTests", dependencies: ["BerthCgroups", "BerthOCI"]),
         .testTarget(name: "BerthProbesTests", dependencies: ["BerthProbes", "BerthSecurity"]),
         .testTarget(name: "BerthImageTests", dependencies: ["BerthImage", "BerthSys", "CBerthImage"]),
+        .testTarget(name: "BerthEngineTests", dependencies: ["BerthEngine", "BerthSys"]),
         .testTarget(name: "BerthBenchTests", dependencies: ["BerthBench", "BerthProbes", "BerthSys"]),
         .testTarget(name: "BerthIntegrationTests", dependencies: ["BerthRuntime", "BerthImage", "BerthCgroups", "BerthOCI", "BerthSecurity", "BerthBench", "berth-runtime", "berth-bench", "berth"]),
     ],
