@@ -217,8 +217,7 @@ public final class DockerAPI: @unchecked Sendable {
             let attach = pendingAttach.removeValue(forKey: id)
             lock.unlock()
             do {
-                let tty = ContainerInspect(record, engine: engine).Config.Tty
-                let pid = try engine.start(id, attach: attach.map { Engine.Attach(stdin: $0.fd, stdout: $0.fd, stderr: $0.fd, multiplexed: !tty) })
+                let pid = try engine.start(id, attach: attach.map { Engine.Attach(stdin: $0.fd, stdout: $0.fd, stderr: $0.fd, multiplexed: !record.tty) })
                 if let attach { close(attach.fd) }
                 lock.lock(); supervisors.insert(pid); lock.unlock()
                 c.respond(204)
@@ -229,7 +228,7 @@ public final class DockerAPI: @unchecked Sendable {
         case ("POST", "attach"):
             guard record.status != .running else { throw APIError(409, "attaching to a running container is not supported yet; attach before start") }
             let upgrade = r.headers["upgrade"]?.lowercased() == "tcp"
-            let tty = ContainerInspect(record, engine: engine).Config.Tty
+            let tty = record.tty
             // registered before the answer: the client may send `start` as soon as it reads the 101
             lock.lock()
             if let old = pendingAttach[id] { close(old.fd) }
@@ -294,7 +293,7 @@ public final class DockerAPI: @unchecked Sendable {
     }
 
     func logs(_ r: HTTPRequest, _ c: HTTPConnection, _ record: EngineContainer) throws(APIError) {
-        let tty = ContainerInspect(record, engine: engine).Config.Tty
+        let tty = record.tty
         let wantOut = r.flag("stdout"), wantErr = r.flag("stderr")
         let timestamps = r.flag("timestamps")
         let tail = r.query["tail"].flatMap { $0 == "all" ? nil : Int($0) }
@@ -333,8 +332,7 @@ public final class DockerAPI: @unchecked Sendable {
         return records.map { r in
             let config = try? store.config(of: r)
             let tags = r.familiarNames.isEmpty ? ["<none>:<none>"] : r.familiarNames
-            let digests = r.names.compactMap { try? Reference(parsing: $0) }.map { $0.familiarName + "@" + (r.index ?? r.manifest).description }
-            return ImageSummary(Id: r.id.description, RepoTags: tags, RepoDigests: Array(Set(digests)).sorted(),
+            return ImageSummary(Id: r.id.description, RepoTags: tags, RepoDigests: ImageInspect.repoDigests(r),
                                 Created: unixTime(config?.created ?? r.stored), Size: r.size, VirtualSize: r.size,
                                 Labels: config?.config?.Labels ?? [:])
         }
@@ -347,9 +345,7 @@ public final class DockerAPI: @unchecked Sendable {
             do {
                 let record = try store.resolve(name)
                 let config = try store.config(of: record)
-                c.json(200, ImageInspectBody(Id: record.id.description, RepoTags: record.familiarNames, Created: config.created ?? "",
-                                             Architecture: config.architecture, Os: config.os, Size: record.size, Config: config.config,
-                                             RootFS: .init(Type: config.rootfs.type, Layers: config.rootfs.diff_ids.map(\.description))))
+                c.json(200, ImageInspect(record, config: config))
             } catch { throw APIError.from(error) }
         case ("POST", "tag"):
             guard let repo = r.query["repo"] else { throw APIError(400, "repo is required") }
@@ -369,18 +365,6 @@ public final class DockerAPI: @unchecked Sendable {
         default:
             throw APIError(404, "page not found: \(r.method) /images/\(name)/\(action)")
         }
-    }
-
-    struct ImageInspectBody: Encodable {
-        struct RootFS: Encodable { var `Type`: String; var Layers: [String] }
-        var Id: String
-        var RepoTags: [String]
-        var Created: String
-        var Architecture: String
-        var Os: String
-        var Size: Int64
-        var Config: ImageConfig.Config?
-        var RootFS: RootFS
     }
 
     func removeImage(_ r: HTTPRequest, _ c: HTTPConnection, name: String) throws(APIError) {

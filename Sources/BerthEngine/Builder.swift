@@ -169,7 +169,7 @@ public struct Builder {
     /// `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR:+alternative}`; `\$` is a dollar.
     func expand(_ text: String, _ env: [String: String], what: String) -> String {
         var out = ""
-        var chars = Array(text)
+        let chars = Array(text)
         var i = 0
         func isName(_ c: Character) -> Bool { c.isLetter || c.isNumber || c == "_" }
         while i < chars.count {
@@ -190,7 +190,6 @@ public struct Builder {
             out += env[String(chars[(i + 1)..<j])] ?? ""
             i = j
         }
-        chars = []
         return out
     }
 

@@ -28,6 +28,8 @@ public struct EngineContainer: Codable, Sendable, Equatable {
     public var oomKilled: Bool?
     /// `-i`: an attached client's stdin goes to the container.
     public var openStdin: Bool = false
+    /// `-t`: a pty, whose output is one raw stream (no stdout/stderr frames).
+    public var tty: Bool = false
     public var stopSignal: String?
 
     public var shortID: String { String(id.prefix(12)) }

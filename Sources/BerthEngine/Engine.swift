@@ -263,6 +263,7 @@ public struct Engine: Sendable {
             var c = EngineContainer(id: id, name: name, image: image.id, imageName: options.image, created: Timestamp.now(),
                                     command: spec.process?.args ?? [], status: .created, autoRemove: options.remove)
             c.openStdin = options.interactive
+            c.tty = options.tty
             c.stopSignal = config.config?.StopSignal
             try save(c)
             return c

@@ -95,3 +95,38 @@ public struct ContainerInspect: Encodable, Sendable {
                                               WorkingDir: process?.cwd ?? "/", Entrypoint: nil, Labels: [:])
     }
 }
+
+/// `docker image inspect`'s shape: the CLI's `image inspect` and the API's `/images/{name}/json`.
+public struct ImageInspect: Encodable, Sendable {
+    public struct RootFS: Encodable, Sendable { public var `Type`: String; public var Layers: [String] }
+    public struct Metadata: Encodable, Sendable { public var LastTagTime: String }
+    public var Id: String
+    public var RepoTags: [String]
+    public var RepoDigests: [String]
+    public var Created: String
+    public var Architecture: String
+    public var Os: String
+    public var Size: Int64
+    public var Config: ImageConfig.Config?
+    public var RootFS: RootFS
+    public var Metadata: Metadata
+
+    public init(_ r: ImageRecord, config: ImageConfig) {
+        Id = r.id.description
+        RepoTags = r.familiarNames
+        RepoDigests = ImageInspect.repoDigests(r)
+        Created = config.created ?? ""
+        Architecture = config.architecture
+        Os = config.os
+        Size = r.size
+        Config = config.config
+        self.RootFS = ImageInspect.RootFS(Type: config.rootfs.type, Layers: config.rootfs.diff_ids.map(\.description))
+        self.Metadata = ImageInspect.Metadata(LastTagTime: r.stored)
+    }
+
+    /// `name@sha256:…` for each repository the image is named in (the index's digest when it came as one).
+    public static func repoDigests(_ r: ImageRecord) -> [String] {
+        let names = r.names.compactMap { try? Reference(parsing: $0) }.map { $0.familiarName + "@" + (r.index ?? r.manifest).description }
+        return Array(Set(names)).sorted()
+    }
+}

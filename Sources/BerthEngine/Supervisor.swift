@@ -67,7 +67,7 @@ public struct Supervisor: Sendable {
             report("\(error)")
             return 1
         }
-        let tty = (try? engine.spec(of: c))?.process?.terminal == true
+        let tty = c.tty
         // the runtime's warnings go to a file: this process's stderr is about to be the container's
         let runtime = Runtime(root: engine.execRoot + "/runtime", log: Logger(file: directory + "/runtime.log", toStderr: false))
         let clientIn: Int32 = attached && c.openStdin ? Self.attachFDs.stdin : -1

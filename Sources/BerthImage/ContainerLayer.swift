@@ -78,13 +78,12 @@ public struct ContainerLayer: Sendable {
 /// string of mount(2) must fit in a page, and when the layers' paths do not,
 /// they are passed as `/proc/self/fd/N` of descriptors held open for the call.
 public enum Overlay {
-    nonisolated(unsafe) private static var lowerdirPlus: Bool?
+    /// Before 6.5 overlayfs parsed options the legacy way, taking any key at fsconfig time and
+    /// failing only at create: the version says "lowerdir+" (6.8), the probe confirms. Computed once.
+    private static let lowerdirPlus = kernelAtLeast(6, 8) && berth_overlay_has_lowerdir_plus() != 0
 
     public static func mount(lowers: [String], upper: String, work: String, target: String) throws(BerthError) {
-        // before 6.5 overlayfs parsed options the legacy way, taking any key at fsconfig
-        // time and failing only at create: the version says "lowerdir+" (6.8), the probe confirms
-        if lowerdirPlus == nil { lowerdirPlus = kernelAtLeast(6, 8) && berth_overlay_has_lowerdir_plus() != 0 }
-        if lowerdirPlus == true {
+        if lowerdirPlus {
             var step: UnsafePointer<CChar>?
             let strings = CStringArray(lowers)
             let r = strings.pointers.map { UnsafePointer($0) }.withUnsafeBufferPointer {

@@ -209,6 +209,7 @@ public final class ImageStore: Sendable {
         let partial = layersDir + "/" + chainID.hex + ".partial-\(getpid())"
         try? Files.removeTree(partial)
         try Files.makeDirectories(partial + "/diff", mode: 0o755)
+        var corruptBlob = false
         do throws(BerthError) {
             progress?("unpacking \(blob.short)")
             let started = monotonicMilliseconds()
@@ -226,6 +227,7 @@ public final class ImageStore: Sendable {
             while try prefetched.read(into: drain) > 0 {}
             let blobDigest = blobStream.digest()
             guard blobDigest == blob else {
+                corruptBlob = true
                 throw BerthError("layer blob \(blob): content hashes to \(blobDigest) (corrupt blob; it was removed, pull again)")
             }
             let actualDiff = decompressed.compression == .none ? blobDigest : tarStream.digest()
@@ -239,7 +241,7 @@ public final class ImageStore: Sendable {
             return record
         } catch {
             try? Files.removeTree(partial)
-            if error.description.contains("corrupt blob") { content.remove(blob) }
+            if corruptBlob { content.remove(blob) }
             throw error
         }
     }

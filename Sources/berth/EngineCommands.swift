@@ -68,22 +68,6 @@ func printJSON<T: Encodable>(_ value: T) {
     if let data = try? encoder.encode(value) { print(String(decoding: data, as: UTF8.self)) }
 }
 
-/// `docker image inspect`'s shape, the fields berth has.
-struct ImageInspect: Encodable {
-    struct RootFS: Encodable { var `Type`: String; var Layers: [String] }
-    struct Metadata: Encodable { var LastTagTime: String }
-    var Id: String
-    var RepoTags: [String]
-    var RepoDigests: [String]
-    var Created: String
-    var Architecture: String
-    var Os: String
-    var Size: Int64
-    var Config: ImageConfig.Config?
-    var RootFS: RootFS
-    var Metadata: Metadata
-}
-
 func imageCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
     let engine = roots.engine
     let store = engine.images
@@ -114,12 +98,7 @@ func imageCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
             var out: [ImageInspect] = []
             for ref in rest {
                 let r = try store.resolve(ref)
-                let config = try store.config(of: r)
-                let digests = r.names.compactMap { try? Reference(parsing: $0) }.map { $0.familiarName + "@" + (r.index ?? r.manifest).description }
-                out.append(ImageInspect(Id: r.id.description, RepoTags: r.familiarNames, RepoDigests: Array(Set(digests)).sorted(),
-                                        Created: config.created ?? "", Architecture: config.architecture, Os: config.os, Size: r.size,
-                                        Config: config.config, RootFS: .init(Type: config.rootfs.type, Layers: config.rootfs.diff_ids.map(\.description)),
-                                        Metadata: .init(LastTagTime: r.stored)))
+                out.append(ImageInspect(r, config: try store.config(of: r)))
             }
             printJSON(out)
         case "tag":

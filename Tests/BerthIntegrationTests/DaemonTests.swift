@@ -84,12 +84,16 @@ struct DaemonTests {
     func pythonSDK() throws {
         let d = try DaemonEnvironment()
         let script = """
-        import docker, sys
+        import docker, sys, time
         client = docker.DockerClient(base_url="\(d.host)")
         print(client.version()["ApiVersion"])
         print(client.containers.run("busybox", ["echo", "from python"], remove=True, cgroup_parent="\(d.engine.cgroupParent)").decode(), end="")
         c = client.containers.run("busybox", ["sh", "-c", "echo bg; sleep 100"], detach=True, name="py", cgroup_parent="\(d.engine.cgroupParent)")
         print([x.name for x in client.containers.list()])
+        for _ in range(200):  # its first line is out before it is stopped, however busy the machine
+            if b"bg" in c.logs():
+                break
+            time.sleep(0.05)
         c.stop(timeout=1)
         print(c.wait()["StatusCode"])
         print(c.logs().decode(), end="")
