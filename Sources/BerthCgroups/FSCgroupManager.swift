@@ -111,6 +111,7 @@ public struct FSCgroupManager: CgroupManager {
             if cpu.cpus != nil || cpu.mems != nil { try V1Cpuset.apply(cpu, to: try dir("cpuset", for: "cpu.cpus")) }
         }
         if let pids = resources.pids { try V1Pids.apply(pids, to: try dir("pids", for: "pids")) }
+        if let io = resources.blockIO { try V1Blkio.apply(io, to: try dir("blkio", for: "blockIO")) }
         if let unified = resources.unified, !unified.isEmpty {
             guard layout.mode == .unified, let v2Directory else {
                 throw BerthError("linux.resources.unified: raw cgroup v2 keys need a unified (v2-only) host; this one is \(layout.mode.rawValue)")

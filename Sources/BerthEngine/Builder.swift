@@ -244,7 +244,8 @@ public struct Builder {
         run.buildStep = true
         // ARGs are in the step's environment, as docker gives them
         run.env = s.args.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        let spec = try ContainerSpec.make(image: s.config, options: run, id: id, rootfs: container.rootfs, directory: container.directory)
+        let spec = try ContainerSpec.make(image: s.config, options: run, id: id, rootfs: container.rootfs, directory: container.directory,
+                                          volumes: engine.images.root + "/volumes")
         try Files.writeAtomically(Array(try JSONEncoder.sorted(spec)), to: container.directory + "/config.json", mode: 0o600)
         let code = try engine.runtime.run(id: id, options: CreateOptions(bundle: container.directory), detach: false)
         guard code == 0 else { throw BerthError("\(what): \(createdBy): exit code \(code)") }

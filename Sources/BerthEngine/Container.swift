@@ -53,11 +53,11 @@ enum ContainerNames {
     }
 
     /// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, as docker requires.
-    static func validate(_ name: String) throws(BerthError) {
+    static func validate(_ name: String, what: String = "container name") throws(BerthError) {
         let bytes = Array(name.utf8)
         func alnum(_ b: UInt8) -> Bool { (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) }
         guard let first = bytes.first, alnum(first), bytes.allSatisfy({ alnum($0) || $0 == 95 || $0 == 46 || $0 == 45 }), bytes.count <= 128 else {
-            throw BerthError("container name \"\(name)\": want [a-zA-Z0-9][a-zA-Z0-9_.-]*")
+            throw BerthError("\(what) \"\(name)\": want [a-zA-Z0-9][a-zA-Z0-9_.-]*")
         }
     }
 }

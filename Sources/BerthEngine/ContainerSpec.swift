@@ -12,16 +12,28 @@ enum ContainerSpec {
     static let capabilities = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
                                "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
 
-    static func make(image: ImageConfig, options: RunOptions, id: String, rootfs: String, directory: String) throws(BerthError) -> Spec {
+    /// Where `--init` finds tini (Debian's tini package), and where it goes in the container.
+    static let tiniPath = "/usr/bin/tini-static"
+    static let initPath = "/sbin/docker-init"
+
+    static func make(image: ImageConfig, options: RunOptions, id: String, rootfs: String, directory: String, volumes: String) throws(BerthError) -> Spec {
         let config = image.config ?? ImageConfig.Config()
         let entrypoint = options.entrypoint ?? config.Entrypoint ?? []
         let cmd = options.command.isEmpty ? (options.entrypoint != nil ? [] : config.Cmd ?? []) : options.command
-        let args = entrypoint + cmd
+        var args = entrypoint + cmd
         guard !args.isEmpty else { throw BerthError("image \(options.image) has no CMD or ENTRYPOINT: give a command") }
+        guard options.network == "none" || options.network == "host" else {
+            throw BerthError("--network \(options.network): berth has none and host (bridge networks are not built yet)")
+        }
+        let hostNetwork = options.network == "host"
         var spec = Spec.defaultSpec(rootless: false)
-        spec.root = Root(path: "rootfs", readonly: false)
-        let hostname = options.hostname ?? String(id.prefix(12))
-        spec.hostname = hostname
+        spec.root = Root(path: "rootfs", readonly: options.readOnly)
+        let hostname = hostNetwork ? hostHostname() : options.hostname ?? String(id.prefix(12))
+        spec.hostname = hostNetwork ? nil : hostname
+        if hostNetwork {
+            // docker's host mode: the host's network stack and its name
+            spec.linux?.namespaces?.removeAll { $0.type == "network" || $0.type == "uts" }
+        }
         var env = config.Env ?? []
         if !env.contains(where: { $0.hasPrefix("PATH=") }) { env.insert(defaultPathEnv, at: 0) }
         env.append("HOSTNAME=" + hostname)
@@ -31,17 +43,31 @@ enum ContainerSpec {
             env.removeAll { $0.hasPrefix(key + "=") }
             env.append(e)
         }
+        let caps = try RunFlags.capabilities(base: capabilities, add: options.capAdd, drop: options.capDrop)
+        let security = try RunFlags.security(options.securityOptions, capabilities: caps)
+        var mounts = spec.mounts ?? []
+        if options.initProcess {
+            guard Files.exists(tiniPath) else { throw BerthError("--init needs \(tiniPath), which is not there: apt-get install tini") }
+            args = [initPath, "--"] + args
+            mounts.append(Mount(destination: initPath, type: "bind", source: tiniPath, options: ["bind", "ro", "rprivate"]))
+        }
         var process = spec.process!
         process.terminal = options.tty
         process.args = args
         process.env = env
         process.cwd = options.workdir ?? (config.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/")
         process.user = try user(options.user ?? config.User ?? "", rootfs: rootfs)
-        process.capabilities = Capabilities(bounding: capabilities, effective: capabilities, permitted: capabilities)
-        process.noNewPrivileges = false
+        process.capabilities = Capabilities(bounding: caps, effective: caps, permitted: caps)
+        process.noNewPrivileges = security.noNewPrivileges
+        for u in options.ulimits {
+            process.rlimits = (process.rlimits ?? []).filter { $0.type != u.rlimit.type } + [u.rlimit]
+        }
         spec.process = process
         spec.linux?.cgroupsPath = "/" + options.cgroupParent.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/" + id
-        spec.linux?.seccomp = DefaultSeccompProfile.profile(capabilities: capabilities)
+        switch security.seccomp {
+        case .none: spec.linux?.seccomp = DefaultSeccompProfile.profile(capabilities: caps)
+        case .some(let chosen): spec.linux?.seccomp = chosen
+        }
         if let limits = options.resources {
             var r = spec.linux?.resources ?? Resources()
             r.memory = limits.memory ?? r.memory
@@ -50,16 +76,48 @@ enum ContainerSpec {
             r.blockIO = limits.blockIO ?? r.blockIO
             spec.linux?.resources = r
         }
+        // the user's mounts after the defaults; one on a default's destination (/dev/shm, say) replaces it
+        var userMounts: [Mount] = []
+        for b in options.binds { userMounts.append(try RunFlags.bind(b, volumes: volumes)) }
+        for t in options.tmpfs { userMounts.append(try RunFlags.tmpfs(t)) }
+        mounts.removeAll { m in userMounts.contains { $0.destination == m.destination } }
+        spec.mounts = mounts + userMounts
         // docker's per-container files, bind-mounted over the image's (not in build
         // steps: the mount points would end up in the step's layer)
         guard !options.buildStep else { return spec }
-        try Files.writeAtomically(Array((hostname + "\n").utf8), to: directory + "/hostname", mode: 0o644)
-        let hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t\(hostname)\n"
-        try Files.writeAtomically(Array(hosts.utf8), to: directory + "/hosts", mode: 0o644)
-        spec.mounts = (spec.mounts ?? []) + ["hostname", "hosts"].map {
-            Mount(destination: "/etc/" + $0, type: "bind", source: directory + "/" + $0, options: ["rbind", "rprivate"])
+        let hosts = hostNetwork ? ((try? Files.read("/etc/hosts")) ?? "")
+            : "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t\(hostname)\n"
+        let files = [("hostname", hostname + "\n"), ("hosts", hosts), ("resolv.conf", resolvConf(hostNetwork: hostNetwork))]
+        for (name, text) in files {
+            try Files.writeAtomically(Array(text.utf8), to: directory + "/" + name, mode: 0o644)
+        }
+        let taken = Set(userMounts.map(\.destination))
+        spec.mounts! += files.map { "/etc/" + $0.0 }.filter { !taken.contains($0) }.map {
+            Mount(destination: $0, type: "bind", source: directory + "/" + String($0.dropFirst(5)), options: ["rbind", "rprivate"])
         }
         return spec
+    }
+
+    static func hostHostname() -> String {
+        var b = [CChar](repeating: 0, count: 256)
+        gethostname(&b, 255)
+        return String(decoding: b.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The host's resolv.conf; off the host's network its loopback resolvers
+    /// cannot be reached, so they are left out (docker's public fallback when none remain).
+    static func resolvConf(hostNetwork: Bool) -> String {
+        let host = (try? Files.read("/etc/resolv.conf")) ?? ""
+        if hostNetwork { return host }
+        let lines = host.split(separator: "\n", omittingEmptySubsequences: false).filter { line in
+            let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            return !(f.count > 1 && f[0] == "nameserver" && (f[1].hasPrefix("127.") || f[1] == "::1"))
+        }
+        var text = lines.joined(separator: "\n")
+        if !lines.contains(where: { $0.hasPrefix("nameserver") }) {
+            text += (text.isEmpty || text.hasSuffix("\n") ? "" : "\n") + "nameserver 8.8.8.8\nnameserver 8.8.4.4\n"
+        }
+        return text
     }
 
     /// `name`, `uid`, `uid:gid`, `name:group`: names looked up in the image's

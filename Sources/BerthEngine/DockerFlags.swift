@@ -19,8 +19,10 @@ public enum DockerFlags {
     }
 
     public static func resources(memory: Int64?, memorySwap: Int64?, memoryReservation: Int64?, cpus: Double?, cpuShares: UInt64?,
-                                 cpuPeriod: UInt64?, cpuQuota: Int64?, cpusetCpus: String?, pidsLimit: Int64?) throws(BerthError) -> Resources? {
+                                 cpuPeriod: UInt64?, cpuQuota: Int64?, cpusetCpus: String?, pidsLimit: Int64?,
+                                 blockIO: Resources.BlockIO? = nil) throws(BerthError) -> Resources? {
         var r = Resources()
+        r.blockIO = blockIO
         if let memory, memory > 0 {
             guard memory >= minimumMemory else { throw BerthError("--memory \(memory): the minimum memory limit is 6MiB") }
             var m = Resources.Memory()
@@ -51,6 +53,25 @@ public enum DockerFlags {
         if let cpusetCpus { cpu.cpus = cpusetCpus; anyCPU = true }
         if anyCPU { r.cpu = cpu }
         if let pidsLimit, pidsLimit != 0 { r.pids = Resources.Pids(limit: pidsLimit) }
-        return r.memory == nil && r.cpu == nil && r.pids == nil ? nil : r
+        return r.memory == nil && r.cpu == nil && r.pids == nil && r.blockIO == nil ? nil : r
+    }
+
+    /// `--blkio-weight` (10–1000; 0 = unset) and the per-device throttles, as `DEVICE:RATE` texts.
+    public static func blockIO(weight: UInt16?, readBps: [String], writeBps: [String], readIOPS: [String], writeIOPS: [String]) throws(BerthError) -> Resources.BlockIO? {
+        var b = Resources.BlockIO()
+        if let weight, weight != 0 {
+            guard (10...1000).contains(weight) else { throw BerthError("--blkio-weight \(weight): must be 0 (unset) or between 10 and 1000") }
+            b.weight = weight
+        }
+        func devices(_ texts: [String], _ flag: String, iops: Bool) throws(BerthError) -> [Resources.BlockIO.ThrottleDevice]? {
+            var out: [Resources.BlockIO.ThrottleDevice] = []
+            for t in texts { out.append(try RunFlags.throttle(t, flag: flag, iops: iops)) }
+            return out.isEmpty ? nil : out
+        }
+        b.throttleReadBpsDevice = try devices(readBps, "--device-read-bps", iops: false)
+        b.throttleWriteBpsDevice = try devices(writeBps, "--device-write-bps", iops: false)
+        b.throttleReadIOPSDevice = try devices(readIOPS, "--device-read-iops", iops: true)
+        b.throttleWriteIOPSDevice = try devices(writeIOPS, "--device-write-iops", iops: true)
+        return b == Resources.BlockIO() ? nil : b
     }
 }

@@ -31,6 +31,21 @@ public struct RunOptions: Sendable {
     public var buildStep = false
     /// Limits (`--memory`, `--cpus`, …), already in the runtime spec's terms.
     public var resources: Resources?
+    /// `-v [SOURCE:]DESTINATION[:OPTIONS]`, as typed.
+    public var binds: [String] = []
+    /// `--tmpfs DESTINATION[:OPTIONS]`, as typed.
+    public var tmpfs: [String] = []
+    /// `--read-only`: the root filesystem is mounted read-only.
+    public var readOnly = false
+    public var ulimits: [Ulimit] = []
+    public var capAdd: [String] = []
+    public var capDrop: [String] = []
+    /// `--security-opt seccomp=…|no-new-privileges`.
+    public var securityOptions: [String] = []
+    /// `--init`: tini as PID 1, reaping and forwarding signals.
+    public var initProcess = false
+    /// `none` (only lo) or `host` (the host's network and hostname).
+    public var network = "none"
     public init(image: String) { self.image = image }
 }
 
@@ -256,7 +271,8 @@ public struct Engine: Sendable {
         let layer = ContainerLayer(store: images, id: id)
         do throws(BerthError) {
             try layer.create(from: image)
-            let spec = try ContainerSpec.make(image: config, options: options, id: id, rootfs: layer.rootfs, directory: layer.directory)
+            let spec = try ContainerSpec.make(image: config, options: options, id: id, rootfs: layer.rootfs, directory: layer.directory,
+                                              volumes: images.root + "/volumes")
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             try Files.writeAtomically(Array((try? encoder.encode(spec)) ?? Data()), to: layer.directory + "/config.json", mode: 0o600)

@@ -63,6 +63,7 @@ public struct Resources: Codable, Sendable, Equatable {
             public var major: Int64
             public var minor: Int64
             public var rate: UInt64
+            public init(major: Int64, minor: Int64, rate: UInt64) { self.major = major; self.minor = minor; self.rate = rate }
         }
         public var weight: UInt16?
         public var leafWeight: UInt16?

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <net/if.h>
 #include <linux/close_range.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
@@ -101,6 +102,22 @@ static void expect_type(int type) {
     int r = berth_sync_recv(sync_fd, &msg);
     if (r < 0) berth_child_fail(BERTH_STAGE_SYNC, -r, "parent went away");
     if (msg.type != type) berth_child_fail(BERTH_STAGE_SYNC, EPROTO, "unexpected message");
+}
+
+/* A new network namespace has lo down: bring it up, as runc and docker's
+ * "none" network do, so 127.0.0.1 works inside. */
+static void loopback_up(void) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) FAIL(BERTH_STAGE_LOOPBACK, "socket");
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, "lo");
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) FAIL(BERTH_STAGE_LOOPBACK, "SIOCGIFFLAGS lo");
+    if (!(ifr.ifr_flags & IFF_UP)) {
+        ifr.ifr_flags |= IFF_UP;
+        if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) FAIL(BERTH_STAGE_LOOPBACK, "SIOCSIFFLAGS lo up");
+    }
+    close(s);
 }
 
 static int write_all(int fd, const char *buf, size_t len) {
@@ -621,6 +638,7 @@ __attribute__((noreturn)) void berth_child_main(const struct berth_plan *p, int 
     if (p->new_session_keyring && syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, NULL) < 0 && errno != ENOSYS)
         FAIL(BERTH_STAGE_KEYRING, "keyctl");
     if (p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0) FAIL(BERTH_STAGE_HOSTNAME, p->hostname);
+    if (p->clone_flags & CLONE_NEWNET) loopback_up();
     if (p->domainname && setdomainname(p->domainname, strlen(p->domainname)) < 0) FAIL(BERTH_STAGE_DOMAINNAME, p->domainname);
     if (p->oom_score_adj_set) {
         char v[24];

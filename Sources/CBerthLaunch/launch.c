@@ -34,6 +34,7 @@ static const char *const stage_names[BERTH_STAGE_COUNT] = {
     [BERTH_STAGE_USERNS_IDENTITY] = "become root in user namespace",
     [BERTH_STAGE_UNSHARE_CGROUP] = "unshare cgroup namespace",
     [BERTH_STAGE_HOSTNAME] = "sethostname",
+    [BERTH_STAGE_LOOPBACK] = "bring up lo",
     [BERTH_STAGE_DOMAINNAME] = "setdomainname",
     [BERTH_STAGE_ROOT_PROPAGATION] = "set rootfs propagation",
     [BERTH_STAGE_ROOTFS_BIND] = "bind rootfs",

@@ -182,17 +182,39 @@ func imageCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
     } catch { fail("\(error)") }
 }
 
+/// docker's resource flags (run, create, update) in the runtime spec's terms.
+func resourceFlags(_ a: Arguments) throws(BerthError) -> Resources? {
+    func number<T: LosslessStringConvertible>(_ flag: String) -> T? {
+        a.values[flag].map { text in
+            guard let v = T(text) else { fail("\(flag) \"\(text)\": not a number", code: 2) }
+            return v
+        }
+    }
+    func size(_ flag: String) throws(BerthError) -> Int64? {
+        try a.values[flag].map { (t) throws(BerthError) in flag == "--memory-swap" && t == "-1" ? -1 : try DockerFlags.bytes(t, flag: flag) }
+    }
+    let blockIO = try DockerFlags.blockIO(weight: number("--blkio-weight"), readBps: a.lists["--device-read-bps"] ?? [],
+                                          writeBps: a.lists["--device-write-bps"] ?? [], readIOPS: a.lists["--device-read-iops"] ?? [],
+                                          writeIOPS: a.lists["--device-write-iops"] ?? [])
+    return try DockerFlags.resources(
+        memory: try size("--memory"), memorySwap: try size("--memory-swap"), memoryReservation: try size("--memory-reservation"),
+        cpus: number("--cpus"), cpuShares: number("--cpu-shares"), cpuPeriod: number("--cpu-period"), cpuQuota: number("--cpu-quota"),
+        cpusetCpus: a.values["--cpuset-cpus"], pidsLimit: number("--pids-limit"), blockIO: blockIO)
+}
+
 func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
     let engine = roots.engine
     do {
         switch command {
         case "run", "create":
-            let a = Arguments(rest, flags: ["--rm", "--detach", "--tty", "--interactive"],
-                              values: ["--name", "--env", "--workdir", "--user", "--entrypoint", "--hostname", "--cgroup-parent",
+            let a = Arguments(rest, flags: ["--rm", "--detach", "--tty", "--interactive", "--read-only", "--init"],
+                              values: ["--name", "--env", "--env-file", "--workdir", "--user", "--entrypoint", "--hostname", "--cgroup-parent",
                                        "--memory", "--memory-swap", "--memory-reservation", "--cpus", "--cpu-shares", "--cpu-period",
-                                       "--cpu-quota", "--cpuset-cpus", "--pids-limit"],
+                                       "--cpu-quota", "--cpuset-cpus", "--pids-limit", "--blkio-weight", "--device-read-bps",
+                                       "--device-write-bps", "--device-read-iops", "--device-write-iops", "--volume", "--tmpfs",
+                                       "--ulimit", "--cap-add", "--cap-drop", "--security-opt", "--network"],
                               aliases: ["-d": "--detach", "-t": "--tty", "-i": "--interactive", "-e": "--env", "-w": "--workdir", "-u": "--user",
-                                        "-h": "--hostname", "-m": "--memory", "-c": "--cpu-shares"],
+                                        "-h": "--hostname", "-m": "--memory", "-c": "--cpu-shares", "-v": "--volume", "--net": "--network"],
                               stopAtPositional: true)
             guard let image = a.positional.first else { fail("\(command): name an image\n\(usage)", code: 2) }
             var options = RunOptions(image: image)
@@ -202,28 +224,27 @@ func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
             options.tty = a.flags.contains("--tty")
             options.interactive = a.flags.contains("--interactive")
             options.name = a.values["--name"]
-            options.env = (a.lists["--env"] ?? []).map { e in
-                // -e NAME takes the value from berth's own environment, as docker does
-                e.contains("=") ? e : e + "=" + (ProcessInfo.processInfo.environment[e] ?? "")
-            }
+            let environment = ProcessInfo.processInfo.environment
+            var env: [String] = []
+            for file in a.lists["--env-file"] ?? [] { env += try RunFlags.envFile(file, environment: environment) }
+            // -e NAME takes the value from berth's own environment, as docker does (and is left out when unset)
+            env += (a.lists["--env"] ?? []).compactMap { e in e.contains("=") ? e : environment[e].map { e + "=" + $0 } }
+            options.env = env
             options.workdir = a.values["--workdir"]
             options.user = a.values["--user"]
             options.hostname = a.values["--hostname"]
             options.cgroupParent = a.values["--cgroup-parent"] ?? options.cgroupParent
             if let e = a.values["--entrypoint"] { options.entrypoint = e.isEmpty ? [] : [e] }
-            func number<T: LosslessStringConvertible>(_ flag: String) -> T? {
-                a.values[flag].map { text in
-                    guard let v = T(text) else { fail("\(flag) \"\(text)\": not a number", code: 2) }
-                    return v
-                }
-            }
-            let swap: Int64? = try a.values["--memory-swap"].map { (t) throws(BerthError) in t == "-1" ? -1 : try DockerFlags.bytes(t, flag: "--memory-swap") }
-            options.resources = try DockerFlags.resources(
-                memory: try a.values["--memory"].map { (t) throws(BerthError) in try DockerFlags.bytes(t, flag: "--memory") },
-                memorySwap: swap,
-                memoryReservation: try a.values["--memory-reservation"].map { (t) throws(BerthError) in try DockerFlags.bytes(t, flag: "--memory-reservation") },
-                cpus: number("--cpus"), cpuShares: number("--cpu-shares"), cpuPeriod: number("--cpu-period"), cpuQuota: number("--cpu-quota"),
-                cpusetCpus: a.values["--cpuset-cpus"], pidsLimit: number("--pids-limit"))
+            options.binds = a.lists["--volume"] ?? []
+            options.tmpfs = a.lists["--tmpfs"] ?? []
+            options.readOnly = a.flags.contains("--read-only")
+            options.initProcess = a.flags.contains("--init")
+            options.ulimits = try (a.lists["--ulimit"] ?? []).map { (t) throws(BerthError) in try Ulimit.parse(t) }
+            options.capAdd = a.lists["--cap-add"] ?? []
+            options.capDrop = a.lists["--cap-drop"] ?? []
+            options.securityOptions = a.lists["--security-opt"] ?? []
+            options.network = a.values["--network"] ?? options.network
+            options.resources = try resourceFlags(a)
             if command == "create" {
                 print(try engine.create(options).id)
                 return

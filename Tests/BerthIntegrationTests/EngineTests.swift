@@ -124,4 +124,98 @@ struct EngineTests {
         #expect(try env.berth(["rm", "-f", "lim"]).code == 0)
         env.expectNoLeaks()
     }
+
+    /// The block device under the host's / (vda, sda, nvme0n1), when it has a /dev node.
+    static func rootBlockDevice() -> (path: String, numbers: String)? {
+        // mountinfo's third field: the device numbers of the / mount
+        guard let root = readFile("/proc/self/mountinfo").split(separator: "\n").map({ $0.split(separator: " ") }).first(where: { $0.count > 4 && $0[4] == "/" })
+        else { return nil }
+        var numbers = String(root[2])
+        // a partition's throttle goes on its disk
+        if let partition = try? String(contentsOfFile: "/sys/dev/block/\(numbers)/partition", encoding: .utf8), !partition.isEmpty,
+           let disk = try? String(contentsOfFile: "/sys/dev/block/\(numbers)/../dev", encoding: .utf8) {
+            numbers = disk.trimmingCharacters(in: CharacterSet.whitespacesAndNewlines)
+        }
+        guard let uevent = try? String(contentsOfFile: "/sys/dev/block/\(numbers)/uevent", encoding: .utf8),
+              let name = uevent.split(separator: "\n").first(where: { $0.hasPrefix("DEVNAME=") })?.dropFirst(8),
+              Files.exists("/dev/\(name)") else { return nil }
+        return ("/dev/\(name)", numbers)
+    }
+
+    @Test("run's mount, security and block I/O flags: -v (host path, ro, named volume), --tmpfs, --read-only, --ulimit, --cap-add/--cap-drop, --security-opt, --init, --env-file, --network, --device-write-bps")
+    func runFlags() throws {
+        let env = try EngineEnvironment()
+        let host = env.dir + "/shared"
+        try FileManager.default.createDirectory(atPath: host, withIntermediateDirectories: true)
+        try "from the host\n".write(toFile: host + "/f", atomically: true, encoding: .utf8)
+        let mounts = try env.runContainer(["--rm", "-v", host + ":/data:ro", "-v", "cache:/cache", "--tmpfs", "/scratch:size=1m,exec", "--read-only",
+                                           "busybox", "sh", "-c",
+                                           "cat /data/f; echo x > /data/g || echo data-ro; echo kept > /cache/v; touch /etc/x || echo root-ro; "
+                                           + "grep ' /scratch ' /proc/mounts; cat /etc/hostname >/dev/null && echo etc-ok"])
+        #expect(mounts.code == 0, "\(mounts.stderr)")
+        #expect(mounts.stdout.contains("from the host\ndata-ro\nroot-ro\n"), "\(mounts.stdout)")
+        let scratch = mounts.stdout.split(separator: "\n").first { $0.contains(" /scratch ") } ?? ""
+        #expect(scratch.contains("size=1024k") && scratch.contains("nosuid") && scratch.contains("nodev") && !scratch.contains("noexec"), "\(scratch)")
+        #expect(mounts.stdout.hasSuffix("etc-ok\n"))
+        #expect(readFile(env.data + "/volumes/cache/_data/v") == "kept")
+        let again = try env.runContainer(["--rm", "-v", "cache:/c", "busybox", "cat", "/c/v"])
+        #expect(again.stdout == "kept\n", "a named volume outlives its container")
+
+        let limits = try env.runContainer(["--rm", "--ulimit", "nofile=512:1024", "--cap-drop", "ALL", "--cap-add", "net_raw", "--cap-add", "CAP_KILL",
+                                           "--security-opt", "no-new-privileges", "busybox", "sh", "-c",
+                                           "ulimit -n; ulimit -Hn; grep -E 'CapEff|NoNewPrivs' /proc/self/status"])
+        #expect(limits.stdout == "512\n1024\nNoNewPrivs:\t1\nCapEff:\t0000000000002020\n" || limits.stdout == "512\n1024\nCapEff:\t0000000000002020\nNoNewPrivs:\t1\n",
+                "\(limits.stdout) \(limits.stderr)")
+        let profile = env.dir + "/profile.json"
+        try """
+        {"defaultAction": "SCMP_ACT_ALLOW",
+         "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]},
+                     {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]}],
+         "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+                      {"names": ["chdir"], "action": "SCMP_ACT_ERRNO", "includes": {"caps": ["CAP_SYS_ADMIN"]}}]}
+        """.write(toFile: profile, atomically: true, encoding: .utf8)
+        let seccomp = try env.runContainer(["--rm", "--security-opt", "seccomp=" + profile, "busybox", "sh", "-c", "mkdir /x || echo denied; cd /tmp && echo cd-ok"])
+        #expect(seccomp.stdout == "denied\ncd-ok\n", "\(seccomp.stdout) \(seccomp.stderr)")
+        let unconfined = try env.runContainer(["--rm", "--security-opt", "seccomp=unconfined", "busybox", "grep", "Seccomp:", "/proc/self/status"])
+        #expect(unconfined.stdout.hasSuffix("0\n"), "\(unconfined.stdout)")
+
+        try "# comment\nA=1\n\nB=two words\nFROM_HOST\n".write(toFile: env.dir + "/env", atomically: true, encoding: .utf8)
+        let environment = try env.runContainer(["--rm", "--env-file", env.dir + "/env", "-e", "A=override", "busybox", "sh", "-c", "echo $A/$B/${FROM_HOST-unset}"])
+        #expect(environment.stdout == "override/two words/unset\n", "\(environment.stdout) \(environment.stderr)")
+
+        let none = try env.runContainer(["--rm", "busybox", "sh", "-c", "ls /sys/class/net; ping -c 1 -W 2 127.0.0.1 >/dev/null && echo lo-up"])
+        #expect(none.stdout == "lo\nlo-up\n", "\(none.stdout) \(none.stderr)")
+        let hostNet = try env.runContainer(["--rm", "--network", "host", "busybox", "sh", "-c", "hostname; ls /sys/class/net | wc -l"])
+        let hostInterfaces = ((try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")) ?? []).count
+        #expect(hostNet.stdout == ProcessInfo.processInfo.hostName.split(separator: ".").first.map { "\($0)\n\(hostInterfaces)\n" }
+                || hostNet.stdout.hasSuffix("\n\(hostInterfaces)\n"), "\(hostNet.stdout)")
+
+        if Files.exists("/usr/bin/tini-static") {
+            let initialized = try env.runContainer(["--rm", "--init", "busybox", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; exit 3"])
+            #expect(initialized.code == 3 && initialized.stdout.hasPrefix("/sbin/docker-init -- sh"), "\(initialized.stdout) \(initialized.stderr)")
+        }
+        if let device = Self.rootBlockDevice() {
+            #expect(try env.runContainer(["-d", "--name", "io", "--device-write-bps", device.path + ":1mb", "busybox", "sleep", "100"]).code == 0)
+            let pid = ((try inspect(env, "io"))["State"] as? [String: Any])?["Pid"] as? Int ?? 0
+            var limit = ""
+            for line in readFile("/proc/\(pid)/cgroup").split(separator: "\n") {
+                let f = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+                guard f.count == 3 else { continue }
+                if f[1] == "blkio" { limit = readFile("/sys/fs/cgroup/blkio\(f[2])/blkio.throttle.write_bps_device") }
+                if f[1].isEmpty && Files.exists("/sys/fs/cgroup/cgroup.controllers") { limit = readFile("/sys/fs/cgroup\(f[2])/io.max") }
+            }
+            #expect(limit.contains(device.numbers + " 1048576") || limit.contains(device.numbers + " rbps=max wbps=1048576"), "\(limit)")
+            #expect(try env.berth(["rm", "-f", "io"]).code == 0)
+        }
+
+        // refused before anything is made
+        for (args, message) in [(["-v", "data:relative"], "is not an absolute path"), (["--cap-add", "FLY"], "unknown capability"),
+                                (["--ulimit", "nofile=9:1"], "above the hard limit"), (["--security-opt", "apparmor=x"], "not supported"),
+                                (["--network", "mesh"], "none and host"), (["--device-read-bps", "/etc/passwd:1mb"], "not a block device"),
+                                (["--blkio-weight", "5"], "between 10 and 1000")] {
+            let out = try env.runContainer(["--rm"] + args + ["busybox", "true"])
+            #expect(out.code == 1 && out.stderr.contains(message), "\(args): \(out.stderr)")
+        }
+        env.expectNoLeaks()
+    }
 }
