@@ -179,6 +179,19 @@ extension FSCgroupManager {
         s.memory.raw = StatFiles.flatKeyed(d.read("memory.stat"))
         s.memory.cache = s.memory.raw["file"] ?? 0
         s.pids = .init(current: StatFiles.number(d.read("pids.current")), limit: StatFiles.number(d.read("pids.max")))
+        // io.stat: "254:0 rbytes=… wbytes=… rios=… wios=… dbytes=… dios=…", in v1's Read/Write entries
+        for line in (d.read("io.stat") ?? "").split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            let dev = fields.first?.split(separator: ":") ?? []
+            guard dev.count == 2, let major = UInt64(dev[0]), let minor = UInt64(dev[1]) else { continue }
+            var kv: [String: UInt64] = [:]
+            for field in fields.dropFirst() {
+                let pair = field.split(separator: "=")
+                if pair.count == 2, let v = UInt64(pair[1]) { kv[String(pair[0])] = v }
+            }
+            s.blkio.ioServiceBytesRecursive += [("Read", "rbytes"), ("Write", "wbytes")].map { .init(major: major, minor: minor, op: $0.0, value: kv[$0.1] ?? 0) }
+            s.blkio.ioServicedRecursive += [("Read", "rios"), ("Write", "wios")].map { .init(major: major, minor: minor, op: $0.0, value: kv[$0.1] ?? 0) }
+        }
     }
 
     /// OOM kills so far: v1 memory.oom_control's oom_kill counter, v2 memory.events's.

@@ -17,6 +17,15 @@ public final class DockerAPI: @unchecked Sendable {
     private var pendingAttach: [String: (fd: Int32, stdin: Bool)] = [:]
     /// Supervisors this daemon started, reaped by pid (never waitpid(-1): the runtime waits for its own children).
     private var supervisors: Set<pid_t> = []
+    /// Exec instances by id (docker keeps them in memory too).
+    var execs: [String: ExecInstance] = [:]
+
+    /// Runs `body` holding the API's lock.
+    func locked<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
 
     public init(engine: Engine) {
         self.engine = engine
@@ -49,7 +58,11 @@ public final class DockerAPI: @unchecked Sendable {
             case ("POST", "containers", 2) where parts[1] == "create": try createContainer(r, c)
             case (_, "containers", 3): try container(r, c, id: parts[1], action: parts[2])
             case ("DELETE", "containers", 2): try removeContainer(r, c, id: parts[1])
+            case (_, "exec", 3): try exec(r, c, id: parts[1], action: parts[2])
             case ("GET", "images", 2) where parts[1] == "json": c.json(200, try imageList())
+            case ("GET", "events", 1): events(r, c)
+            case ("GET", "system", 2) where parts[1] == "df": c.json(200, try systemDF())
+            case ("GET", "metrics", 1): metrics(c)
             case ("POST", "images", 2) where parts[1] == "create": try pull(r, c)
             case ("POST", "images", 2) where parts[1] == "load": try load(r, c)
             case ("GET", "images", 2) where parts[1] == "get": try save(r.query["names"].map { [$0] } ?? [], c)
@@ -132,14 +145,10 @@ public final class DockerAPI: @unchecked Sendable {
 
     func containerList(all: Bool) -> [ContainerSummary] {
         engine.containers().filter { all || $0.status == .running }.map { c in
-            let status: String
-            switch c.status {
-            case .created: status = "Created"
-            case .running: status = "Up"
-            case .exited: status = "Exited (\(c.exitCode ?? 0))"
-            }
+            let status = engine.statusText(c)
             return ContainerSummary(Id: c.id, Names: ["/" + c.name], Image: c.imageName, ImageID: c.image.description,
-                                    Command: c.command.joined(separator: " "), Created: unixTime(c.created), State: c.status.rawValue, Status: status)
+                                    Command: c.command.joined(separator: " "), Created: unixTime(c.created),
+                                    State: status.hasSuffix("(Paused)") ? "paused" : c.status.rawValue, Status: status)
         }
     }
 
@@ -156,7 +165,26 @@ public final class DockerAPI: @unchecked Sendable {
             var CpusetCpus: String?
             var PidsLimit: Int64?
             var CgroupParent: String?
+            var Binds: [String]?
+            var Mounts: [MountBody]?
+            var Tmpfs: [String: String]?
+            var ReadonlyRootfs: Bool?
+            var Ulimits: [UlimitBody]?
+            var CapAdd: [String]?
+            var CapDrop: [String]?
+            var SecurityOpt: [String]?
+            var Init: Bool?
+            var NetworkMode: String?
+            var Privileged: Bool?
+            var BlkioWeight: UInt16?
+            var BlkioDeviceReadBps: [ThrottleBody]?
+            var BlkioDeviceWriteBps: [ThrottleBody]?
+            var BlkioDeviceReadIOps: [ThrottleBody]?
+            var BlkioDeviceWriteIOps: [ThrottleBody]?
         }
+        struct MountBody: Decodable { var `Type`: String?; var Source: String?; var Target: String; var ReadOnly: Bool? }
+        struct UlimitBody: Decodable { var Name: String; var Soft: Int64; var Hard: Int64 }
+        struct ThrottleBody: Decodable { var Path: String; var Rate: UInt64 }
         var Image: String?
         var Cmd: StringOrList?
         var Entrypoint: StringOrList?
@@ -188,12 +216,41 @@ public final class DockerAPI: @unchecked Sendable {
         if let h = body.HostConfig {
             options.remove = h.AutoRemove ?? false
             if let p = h.CgroupParent, !p.isEmpty { options.cgroupParent = p }
+            if h.Privileged == true { throw APIError(400, "privileged containers are not supported by berth") }
+            options.binds = h.Binds ?? []
+            for m in h.Mounts ?? [] {
+                switch m.Type ?? "volume" {
+                case "bind", "volume":
+                    guard let source = m.Source, !source.isEmpty else { throw APIError(400, "mount \(m.Target): a source is required") }
+                    options.binds.append(source + ":" + m.Target + (m.ReadOnly == true ? ":ro" : ""))
+                case "tmpfs": options.tmpfs.append(m.Target)
+                default: throw APIError(400, "mount \(m.Target): type \(m.Type ?? "") is not supported (bind, volume, tmpfs)")
+                }
+            }
+            options.tmpfs += (h.Tmpfs ?? [:]).sorted { $0.key < $1.key }.map { $0.value.isEmpty ? $0.key : $0.key + ":" + $0.value }
+            options.readOnly = h.ReadonlyRootfs ?? false
+            options.capAdd = h.CapAdd ?? []
+            options.capDrop = h.CapDrop ?? []
+            options.securityOptions = h.SecurityOpt ?? []
+            options.initProcess = h.Init ?? false
+            // docker's default network is a bridge, which berth does not have yet: such a container gets "none"
+            switch h.NetworkMode ?? "" {
+            case "", "default", "bridge", "none": options.network = "none"
+            case let mode: options.network = mode
+            }
             do {
+                options.ulimits = try (h.Ulimits ?? []).map { (u) throws(BerthError) in
+                    try Ulimit.parse("\(u.Name)=\(u.Soft < 0 ? "-1" : String(u.Soft)):\(u.Hard < 0 ? "-1" : String(u.Hard))")
+                }
+                func devices(_ list: [CreateBody.ThrottleBody]?) -> [String] { (list ?? []).map { "\($0.Path):\($0.Rate)" } }
+                let blockIO = try DockerFlags.blockIO(weight: h.BlkioWeight, readBps: devices(h.BlkioDeviceReadBps), writeBps: devices(h.BlkioDeviceWriteBps),
+                                                      readIOPS: devices(h.BlkioDeviceReadIOps), writeIOPS: devices(h.BlkioDeviceWriteIOps))
                 options.resources = try DockerFlags.resources(memory: h.Memory, memorySwap: h.MemorySwap, memoryReservation: h.MemoryReservation,
                                                               cpus: h.NanoCpus.flatMap { $0 > 0 ? Double($0) / 1e9 : nil },
                                                               cpuShares: h.CpuShares, cpuPeriod: h.CpuPeriod.flatMap { $0 > 0 ? $0 : nil },
                                                               cpuQuota: h.CpuQuota.flatMap { $0 > 0 ? $0 : nil },
-                                                              cpusetCpus: h.CpusetCpus.flatMap { $0.isEmpty ? nil : $0 }, pidsLimit: h.PidsLimit)
+                                                              cpusetCpus: h.CpusetCpus.flatMap { $0.isEmpty ? nil : $0 }, pidsLimit: h.PidsLimit,
+                                                              blockIO: blockIO)
             } catch { throw APIError(400, error.description) }
         }
         do {
@@ -270,6 +327,29 @@ public final class DockerAPI: @unchecked Sendable {
             c.respond(204)
         case ("GET", "logs"):
             try logs(r, c, record)
+        case ("POST", "exec"):
+            try createExec(r, c, record)
+        case ("POST", "pause"), ("POST", "unpause"):
+            do { if action == "pause" { try engine.pause(id) } else { try engine.unpause(id) } } catch { throw APIError(409, error.description) }
+            c.respond(204)
+        case ("POST", "rename"):
+            guard let name = r.query["name"], !name.isEmpty else { throw APIError(400, "rename: name is required") }
+            do { try engine.rename(id, to: name) } catch {
+                throw error.description.contains("already in use") ? APIError(409, error.description) : APIError(400, error.description)
+            }
+            c.respond(204)
+        case ("POST", "update"):
+            try update(r, c, id)
+        case ("GET", "top"):
+            do {
+                let top = try engine.top(id)
+                c.json(200, TopResponse(Titles: top.titles, Processes: top.processes))
+            } catch { throw APIError(409, error.description) }
+        case ("GET", "stats"):
+            try stats(r, c, id)
+        case ("POST", "resize"):
+            if let pid = record.pid { resizeTerminal(of: pid, r) }
+            c.respond(200)
         default:
             throw APIError(404, "page not found: \(r.method) /containers/\(ref)/\(action)")
         }

@@ -90,6 +90,9 @@ public final class HTTPConnection: @unchecked Sendable {
     public func hijack(upgrade: Bool, contentType: String) {
         responded = true
         hijacked = true
+        // the stream's reader (a container's stdin) may idle as long as it likes
+        var none = timeval(tv_sec: 0, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, socklen_t(MemoryLayout<timeval>.size))
         let status = upgrade ? 101 : 200
         var text = statusHead(status, [])
         text += "Content-Type: \(contentType)\r\n"

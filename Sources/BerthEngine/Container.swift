@@ -61,3 +61,29 @@ enum ContainerNames {
         }
     }
 }
+
+/// `3 minutes ago`, from an RFC 3339 time.
+public func ago(_ stamp: String?) -> String {
+    guard let stamp, let date = ISO8601DateFormatter().date(from: stamp) else { return "N/A" }
+    let s = Int(Date().timeIntervalSince(date))
+    if s < 60 { return s <= 1 ? "Less than a second ago" : "\(s) seconds ago" }
+    let steps: [(Int, String)] = [(60, "minute"), (3600, "hour"), (86400, "day"), (604800, "week"), (2_592_000, "month"), (31_536_000, "year")]
+    var chosen = steps[0]
+    for step in steps where s >= step.0 { chosen = step }
+    let n = s / chosen.0
+    return n == 1 ? (chosen.1 == "hour" ? "About an hour ago" : "1 \(chosen.1) ago") : "\(n) \(chosen.1)s ago"
+}
+
+extension Engine {
+    /// docker's STATUS column: `Up 5 minutes`, `Up 2 seconds (Paused)`, `Exited (0) 3 seconds ago`, `Created`.
+    public func statusText(_ c: EngineContainer) -> String {
+        switch c.status {
+        case .created: return "Created"
+        case .running:
+            let up = "Up " + ago(c.started).replacingOccurrences(of: " ago", with: "")
+            let paused = (try? runtime.record(id: c.id))?.cgroups.isFrozen == true
+            return paused ? up + " (Paused)" : up
+        case .exited: return "Exited (\(c.exitCode.map(String.init) ?? "?")) " + ago(c.finished)
+        }
+    }
+}

@@ -222,6 +222,13 @@ public struct Engine: Sendable {
         let c = refreshed(try container(ref))
         guard c.status == .running else { throw BerthError("container \(c.name) is not running") }
         try runtime.kill(id: c.id, signal: signal, all: false)
+        Events.record(self, "kill", c, attributes: ["signal": String(signal)])
+        thawIfPaused(c)
+    }
+
+    /// A frozen task takes its signal only once thawed (v1 freezer): after a kill, let it go.
+    func thawIfPaused(_ c: EngineContainer) {
+        if let record = try? runtime.record(id: c.id), record.cgroups.isFrozen { try? runtime.resume(id: c.id) }
     }
 
     /// `stop`: the stop signal, then SIGKILL after `timeout` seconds; returns once it has ended.
@@ -230,10 +237,12 @@ public struct Engine: Sendable {
         guard c.status == .running else { return }
         let signal = c.stopSignal.flatMap { SignalTable.parse($0) } ?? SIGTERM
         try? runtime.kill(id: c.id, signal: signal, all: false)
+        thawIfPaused(c)
         if try waitForExit(c.id, timeout: timeout) == nil {
             try? runtime.kill(id: c.id, signal: SIGKILL, all: true)
             _ = try waitForExit(c.id, timeout: 30)
         }
+        Events.record(self, "stop", c)
     }
 
     /// Where a supervisor leaves the exit code of a container it removed (`--rm`), for a waiting client.
@@ -282,6 +291,7 @@ public struct Engine: Sendable {
             c.tty = options.tty
             c.stopSignal = config.config?.StopSignal
             try save(c)
+            Events.record(self, "create", c)
             return c
         } catch {
             try? layer.remove()
@@ -300,6 +310,7 @@ public struct Engine: Sendable {
         }
         if (try? runtime.record(id: c.id)) != nil { try runtime.delete(id: c.id, force: true) }
         try ContainerLayer(store: images, id: c.id).remove()
+        Events.record(self, "destroy", c)
     }
 
     /// The container's log entries (the last `tail`), then with `follow` new ones as
@@ -354,7 +365,7 @@ public struct Engine: Sendable {
             var archiver = TreeArchiver()
             try archiver.append(layer.rootfs, to: writer)
             try writer.finish()
-            if let tmp { guard rename(tmp, path) == 0 else { throw BerthError.sys("rename to", path: path) } }
+            if let tmp { guard Glibc.rename(tmp, path) == 0 else { throw BerthError.sys("rename to", path: path) } }
         } catch {
             if let tmp { unlink(tmp) }
             throw error

@@ -127,7 +127,12 @@ public struct Supervisor: Sendable {
         c.exitCode = nil
         c.finished = nil
         c.oomKilled = false
-        try? engine.save(c)
+        try? engine.withRecordLock(id) { () throws(BerthError) in
+            let latest = (try? engine.load(id)) ?? c
+            c.name = latest.name
+            try engine.save(c)
+        }
+        Events.record(engine, "start", c)
         report("ok")
 
         // output pumps: pipe or pty → log and the attached client
@@ -194,15 +199,19 @@ public struct Supervisor: Sendable {
         let oom = ((try? runtime.record(id: id))?.cgroups.oomKills ?? 0) > 0
         try? runtime.delete(id: id, force: true)
         try? layer.unmount()
-        c = (try? engine.load(id)) ?? c
-        c.status = .exited
-        c.exitCode = exitCode(status)
-        c.oomKilled = oom
-        c.finished = Timestamp.now()
-        c.pid = nil
-        c.supervisorPid = nil
-        c.supervisorStartTime = nil
-        try? engine.save(c)
+        try? engine.withRecordLock(id) { () throws(BerthError) in
+            c = (try? engine.load(id)) ?? c
+            c.status = .exited
+            c.exitCode = exitCode(status)
+            c.oomKilled = oom
+            c.finished = Timestamp.now()
+            c.pid = nil
+            c.supervisorPid = nil
+            c.supervisorStartTime = nil
+            try engine.save(c)
+        }
+        if oom { Events.record(engine, "oom", c) }
+        Events.record(engine, "die", c, attributes: ["exitCode": String(c.exitCode ?? 0)])
         if c.autoRemove {
             try? Files.makeDirectories(engine.execRoot + "/exits", mode: 0o700)
             try? Files.writeAtomically(Array("\(c.exitCode ?? 0)\n".utf8), to: engine.exitFile(id), mode: 0o600)

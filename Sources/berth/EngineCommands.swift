@@ -37,16 +37,13 @@ func humanSize(_ bytes: Int64) -> String {
     return u == 0 ? "\(bytes)B" : (v < 10 ? String(format: "%.2f%@", v, units[u]) : String(format: "%.1f%@", v, units[u]))
 }
 
-/// `3 minutes ago`, from an RFC 3339 time.
-func ago(_ stamp: String?) -> String {
-    guard let stamp, let date = ISO8601DateFormatter().date(from: stamp) else { return "N/A" }
-    let s = Int(Date().timeIntervalSince(date))
-    if s < 60 { return s <= 1 ? "Less than a second ago" : "\(s) seconds ago" }
-    let steps: [(Int, String)] = [(60, "minute"), (3600, "hour"), (86400, "day"), (604800, "week"), (2_592_000, "month"), (31_536_000, "year")]
-    var chosen = steps[0]
-    for step in steps where s >= step.0 { chosen = step }
-    let n = s / chosen.0
-    return n == 1 ? (chosen.1 == "hour" ? "About an hour ago" : "1 \(chosen.1) ago") : "\(n) \(chosen.1)s ago"
+/// `1.5MiB`, as docker stats prints memory (binary units).
+func binarySize(_ bytes: UInt64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var v = Double(bytes)
+    var u = 0
+    while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
+    return u == 0 ? "\(bytes)B" : String(format: "%.2f%@", v, units[u])
 }
 
 func table(_ rows: [[String]]) {
@@ -258,6 +255,119 @@ func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
             }
             raw?.restore()
             exit(code)
+        case "exec":
+            let a = Arguments(rest, flags: ["--detach", "--tty", "--interactive", "--privileged"],
+                              values: ["--env", "--env-file", "--user", "--workdir", "--pid-file"],
+                              aliases: ["-d": "--detach", "-t": "--tty", "-i": "--interactive", "-e": "--env", "-u": "--user", "-w": "--workdir"],
+                              stopAtPositional: true)
+            guard a.positional.count >= 2 else { fail("exec: name a container and a command\n\(usage)", code: 2) }
+            var config = ExecConfig(command: Array(a.positional.dropFirst()))
+            let environment = ProcessInfo.processInfo.environment
+            for file in a.lists["--env-file"] ?? [] { config.env += try RunFlags.envFile(file, environment: environment) }
+            config.env += (a.lists["--env"] ?? []).compactMap { e in e.contains("=") ? e : environment[e].map { e + "=" + $0 } }
+            config.user = a.values["--user"]
+            config.workdir = a.values["--workdir"]
+            config.tty = a.flags.contains("--tty")
+            config.interactive = a.flags.contains("--interactive")
+            config.privileged = a.flags.contains("--privileged")
+            let detach = a.flags.contains("--detach")
+            // without -i the command reads nothing (docker's behaviour); detached, it writes nowhere
+            let null = open("/dev/null", O_RDWR)
+            if !config.interactive || detach { dup2(null, 0) }
+            if detach { dup2(null, 1); dup2(null, 2) }
+            do { exit(try engine.exec(a.positional[0], config, pidFile: a.values["--pid-file"], detach: detach)) } catch {
+                // docker's codes: 127 for a command not found, 126 for one that cannot be run
+                "berth: \(error)\n".withCString { berth_write_stderr($0) }
+                exit(error.errno == ENOENT ? 127 : error.errno != nil ? 126 : 1)
+            }
+        case "pause", "unpause":
+            guard !rest.isEmpty else { fail("\(command): name at least one container\n\(usage)", code: 2) }
+            for ref in rest {
+                if command == "pause" { try engine.pause(ref) } else { try engine.unpause(ref) }
+                print(ref)
+            }
+        case "rename":
+            guard rest.count == 2 else { fail("rename takes a container and its new name\n\(usage)", code: 2) }
+            try engine.rename(rest[0], to: rest[1])
+        case "update":
+            let a = Arguments(rest, flags: [], values: ["--memory", "--memory-swap", "--memory-reservation", "--cpus", "--cpu-shares", "--cpu-period",
+                                                        "--cpu-quota", "--cpuset-cpus", "--pids-limit", "--blkio-weight"],
+                              aliases: ["-m": "--memory", "-c": "--cpu-shares"])
+            guard !a.positional.isEmpty else { fail("update: name at least one container\n\(usage)", code: 2) }
+            guard let resources = try resourceFlags(a) else { fail("update: give at least one limit to change\n\(usage)", code: 2) }
+            for ref in a.positional { try engine.update(ref, resources); print(ref) }
+        case "top":
+            guard rest.count == 1 else { fail("top takes one container\n\(usage)", code: 2) }
+            let top = try engine.top(rest[0])
+            table([top.titles] + top.processes)
+        case "stats":
+            let a = Arguments(rest, flags: ["--no-stream", "--all", "--no-trunc"], values: ["--format"], aliases: ["-a": "--all"])
+            let refs = a.positional.isEmpty ? engine.containers().filter { $0.status == .running }.map(\.id) : a.positional
+            var previous: [String: ContainerStats] = [:]
+            for ref in refs { previous[ref] = try? engine.stats(ref) }
+            while true {
+                usleep(a.flags.contains("--no-stream") ? 500_000 : 1_000_000)
+                var rows = [["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]]
+                var json: [ContainerStats] = []
+                for ref in refs {
+                    guard let s = try? engine.stats(ref, previous: previous[ref]) else {
+                        if !a.positional.isEmpty { fail("container \(ref) is not running") }
+                        continue
+                    }
+                    previous[ref] = s
+                    json.append(s)
+                    let net = (s.networks ?? [:]).values.reduce((UInt64(0), UInt64(0))) { ($0.0 + $1.rx_bytes, $0.1 + $1.tx_bytes) }
+                    let mem = s.workingSet, limit = s.memory_stats.limit
+                    rows.append([String(s.id.prefix(12)), String(s.name.dropFirst()), String(format: "%.2f%%", s.cpuPercent),
+                                 binarySize(mem) + " / " + binarySize(limit), String(format: "%.2f%%", limit > 0 ? Double(mem) / Double(limit) * 100 : 0),
+                                 humanSize(Int64(net.0)) + " / " + humanSize(Int64(net.1)),
+                                 humanSize(Int64(s.blockRead)) + " / " + humanSize(Int64(s.blockWrite)), String(s.pids_stats.current)])
+                }
+                if a.values["--format"] == "json" || a.values["--format"] == "{{json .}}" {
+                    for s in json { printJSON(s) }
+                } else {
+                    if !a.flags.contains("--no-stream") { print("\u{1B}[2J\u{1B}[H", terminator: "") }
+                    table(rows)
+                }
+                fflush(nil)
+                if a.flags.contains("--no-stream") { return }
+            }
+        case "events":
+            let a = Arguments(rest, flags: [], values: ["--since", "--until", "--filter", "--format"], aliases: ["-f": "--filter"])
+            var filters: [String: [String]] = [:]
+            for f in a.lists["--filter"] ?? [] {
+                let kv = f.split(separator: "=", maxSplits: 1).map(String.init)
+                guard kv.count == 2 else { fail("--filter \"\(f)\": want KEY=VALUE (type, event, container, image)", code: 2) }
+                filters[kv[0], default: []].append(kv[1])
+            }
+            func time(_ flag: String) -> Double? {
+                a.values[flag].map { text in
+                    if let v = Double(text) { return v }
+                    if let d = ISO8601DateFormatter().date(from: text) { return d.timeIntervalSince1970 }
+                    // a duration back from now: 10m, 30s, 1h
+                    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+                    for (suffix, scale) in units where text.hasSuffix(suffix) {
+                        if let v = Double(text.dropLast(suffix.count)) { return Date().timeIntervalSince1970 - v * scale }
+                    }
+                    fail("\(flag) \"\(text)\": give Unix seconds, an RFC 3339 time, or a duration like 10m", code: 2)
+                }
+            }
+            let until = time("--until")
+            Events.read(engine, since: time("--since"), until: until, filters: filters, follow: until == nil || until! > Date().timeIntervalSince1970) { e in
+                if a.values["--format"] == "json" || a.values["--format"] == "{{json .}}" {
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                    print(String(decoding: (try? encoder.encode(e)) ?? Data(), as: UTF8.self))
+                } else {
+                    let date = Date(timeIntervalSince1970: Double(e.timeNano) / 1e9)
+                    let formatter = ISO8601DateFormatter()
+                    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+                    let attributes = e.Actor.Attributes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+                    print("\(formatter.string(from: date)) \(e.Type) \(e.Action) \(e.Actor.ID) (\(attributes))")
+                }
+                fflush(nil)
+                return true
+            }
         case "start":
             let a = Arguments(rest, flags: ["--attach", "--interactive"], values: [], aliases: ["-a": "--attach", "-i": "--interactive"])
             guard !a.positional.isEmpty else { fail("start: name at least one container\n\(usage)", code: 2) }
@@ -309,13 +419,7 @@ func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
             for c in list {
                 var command = c.command.joined(separator: " ")
                 if command.count > 20 && !a.flags.contains("--no-trunc") { command = String(command.prefix(19)) + "…" }
-                let status: String
-                switch c.status {
-                case .created: status = "Created"
-                case .running: status = "Up " + ago(c.started).replacingOccurrences(of: " ago", with: "")
-                case .exited: status = "Exited (\(c.exitCode.map(String.init) ?? "?")) " + ago(c.finished)
-                }
-                rows.append([c.shortID, c.imageName, "\"\(command)\"", ago(c.created), status, c.name])
+                rows.append([c.shortID, c.imageName, "\"\(command)\"", ago(c.created), engine.statusText(c), c.name])
             }
             table(rows)
         case "rm":

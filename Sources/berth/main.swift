@@ -23,6 +23,8 @@ usage: berth [--data-root DIR] [--exec-root DIR] COMMAND   (images and container
        berth start [-a] CONTAINER… / stop [-t SECONDS] CONTAINER… / restart [-t SECONDS] CONTAINER…
        berth kill [-s SIGNAL] CONTAINER… / wait CONTAINER… / inspect CONTAINER…
        berth logs [-f] [--tail N] [-t] CONTAINER   what the container wrote (json-file, rotated at 10 MB, 3 files)
+       berth exec [-d] [-i] [-t] [-e K=V] [--env-file F] [-u USER] [-w DIR] [--privileged] CONTAINER COMMAND…
+                                          run a command in a running container; its exit code is exec's
        berth ps [-a] [-q]                 containers (running; -a: all)
        berth rm [-f] CONTAINER…           remove containers and their writable layers
        berth export [-o FILE] CONTAINER   the container's filesystem as a tar
@@ -121,7 +123,7 @@ case "shim":
     let attached = args.contains("--attached"), multiplexed = args.contains("--multiplexed")
     guard let id = args.dropFirst().last(where: { !$0.hasPrefix("--") }) else { fail("shim: which container?", code: 2) }
     exit(Supervisor(engine: roots.engine, id: id).run(attached: attached, multiplexed: multiplexed))
-case "run", "create", "ps", "rm", "export", "build", "start", "stop", "restart", "kill", "wait", "logs", "inspect":
+case "run", "create", "ps", "rm", "export", "build", "start", "stop", "restart", "kill", "wait", "logs", "inspect", "exec", "top", "stats", "pause", "unpause", "update", "rename", "cp", "events":
     containerCommand(args[0], Array(args.dropFirst()), roots: roots)
 case "container":
     guard args.count > 1 else { fail("container: give a command (run, create, ls, rm, export)\n\(usage)", code: 2) }

@@ -1,0 +1,175 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import BerthEngine
+import BerthImage
+import BerthOCI
+import BerthSys
+
+/// The container endpoints beyond the lifecycle: update, top, stats, events, system df.
+extension DockerAPI {
+    struct TopResponse: Encodable {
+        var Titles: [String]
+        var Processes: [[String]]
+    }
+
+    struct UpdateBody: Decodable {
+        var Memory: Int64?
+        var MemorySwap: Int64?
+        var MemoryReservation: Int64?
+        var NanoCpus: Int64?
+        var CpuShares: UInt64?
+        var CpuPeriod: UInt64?
+        var CpuQuota: Int64?
+        var CpusetCpus: String?
+        var PidsLimit: Int64?
+        var BlkioWeight: UInt16?
+    }
+
+    func update(_ r: HTTPRequest, _ c: HTTPConnection, _ id: String) throws(APIError) {
+        let b: UpdateBody
+        do { b = try JSONDecoder().decode(UpdateBody.self, from: Data(r.body)) } catch { throw APIError(400, "malformed update: \(error)") }
+        do {
+            let blockIO = try DockerFlags.blockIO(weight: b.BlkioWeight, readBps: [], writeBps: [], readIOPS: [], writeIOPS: [])
+            guard let resources = try DockerFlags.resources(
+                memory: b.Memory.flatMap { $0 > 0 ? $0 : nil }, memorySwap: b.MemorySwap.flatMap { $0 != 0 ? $0 : nil },
+                memoryReservation: b.MemoryReservation.flatMap { $0 > 0 ? $0 : nil },
+                cpus: b.NanoCpus.flatMap { $0 > 0 ? Double($0) / 1e9 : nil }, cpuShares: b.CpuShares,
+                cpuPeriod: b.CpuPeriod.flatMap { $0 > 0 ? $0 : nil }, cpuQuota: b.CpuQuota.flatMap { $0 > 0 ? $0 : nil },
+                cpusetCpus: b.CpusetCpus.flatMap { $0.isEmpty ? nil : $0 }, pidsLimit: b.PidsLimit.flatMap { $0 != 0 ? $0 : nil }, blockIO: blockIO)
+            else { return c.json(200, ["Warnings": [String]()]) }
+            try engine.update(id, resources)
+        } catch { throw APIError(400, error.description) }
+        c.json(200, ["Warnings": [String]()])
+    }
+
+    /// One document (`stream=false`: two samples 0.5 s apart, so precpu is filled and the
+    /// CLI's CPU % means something; `one-shot` skips the first), or one a second until the client goes.
+    func stats(_ r: HTTPRequest, _ c: HTTPConnection, _ id: String) throws(APIError) {
+        let stream = r.query["stream"].map { $0 == "1" || $0.lowercased() == "true" } ?? true
+        var previous: ContainerStats?
+        if !(r.flag("one-shot") && !stream) {
+            do { previous = try engine.stats(id) } catch { throw APIError(409, error.description) }
+            usleep(500_000)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        if !stream {
+            do {
+                let s = try engine.stats(id, previous: previous)
+                c.respond(200, Array((try? encoder.encode(s)) ?? Data()) + [10])
+            } catch { throw APIError(409, error.description) }
+            return
+        }
+        c.beginStream(contentType: "application/json")
+        while let s = try? engine.stats(id, previous: previous) {
+            guard c.chunk(Array((try? encoder.encode(s)) ?? Data()) + [10]) else { return }
+            previous = s
+            usleep(1_000_000)
+        }
+        c.endStream()
+    }
+
+    /// `GET /events`: the past from `since`, then new events until `until` or the client goes.
+    func events(_ r: HTTPRequest, _ c: HTTPConnection) {
+        var filters: [String: [String]] = [:]
+        if let text = r.query["filters"], let data = text.data(using: .utf8),
+           let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+            for (key, value) in object {
+                // {"type": ["container"]} or the older {"type": {"container": true}}
+                if let list = value as? [String] { filters[key] = list } else if let map = value as? [String: Bool] { filters[key] = map.filter(\.value).map(\.key) }
+            }
+        }
+        func time(_ name: String) -> Double? { r.query[name].flatMap { $0.isEmpty ? nil : Double($0) } }
+        let until = time("until")
+        c.beginStream(contentType: "application/json")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        var open = true
+        Events.read(engine, since: time("since"), until: until, filters: filters, follow: until == nil || until! > Date().timeIntervalSince1970,
+                    stop: { [c] in
+                        // a client that went away: its socket reads as closed
+                        var pfd = pollfd(fd: c.fd, events: Int16(POLLIN), revents: 0)
+                        if poll(&pfd, 1, 0) > 0 {
+                            var byte: UInt8 = 0
+                            if recv(c.fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) <= 0 { return true }
+                        }
+                        return false
+                    }) { e in
+            open = c.chunk(Array((try? encoder.encode(e)) ?? Data()) + [10])
+            return open
+        }
+        if open { c.endStream() }
+    }
+
+    struct DiskUsage: Encodable {
+        struct ImageUsage: Encodable {
+            var Id: String
+            var ParentId = ""
+            var RepoTags: [String]
+            var RepoDigests: [String]
+            var Created: Int
+            var Size: Int64
+            var SharedSize: Int64
+            var VirtualSize: Int64
+            var Labels: [String: String] = [:]
+            var Containers: Int
+        }
+        struct ContainerUsage: Encodable {
+            var Id: String
+            var Names: [String]
+            var Image: String
+            var ImageID: String
+            var Command: String
+            var Created: Int
+            var State: String
+            var Status: String
+            var SizeRw: Int64
+            var SizeRootFs: Int64
+            var Mounts: [String] = []
+            var Labels: [String: String] = [:]
+        }
+        struct VolumeUsage: Encodable {
+            struct Data: Encodable { var Size: Int64; var RefCount: Int }
+            var Name: String
+            var Driver = "local"
+            var Mountpoint: String
+            var Scope = "local"
+            var Labels: [String: String] = [:]
+            var Options: [String: String] = [:]
+            var UsageData: Data
+        }
+        var LayersSize: Int64
+        var Images: [ImageUsage]
+        var Containers: [ContainerUsage]
+        var Volumes: [VolumeUsage]
+        var BuildCache: [String] = []
+    }
+
+    func systemDF() throws(APIError) -> DiskUsage {
+        let store = engine.images
+        let records: [ImageRecord]
+        do { records = try store.images() } catch { throw APIError.from(error) }
+        let containers = engine.containers()
+        let usage = engine.diskUsage()
+        let images = records.map { r in
+            let config = try? store.config(of: r)
+            return DiskUsage.ImageUsage(Id: r.id.description, RepoTags: r.familiarNames.isEmpty ? ["<none>:<none>"] : r.familiarNames,
+                                        RepoDigests: ImageInspect.repoDigests(r), Created: unixTime(config?.created ?? r.stored),
+                                        Size: r.size, SharedSize: usage.sharedSize[r.id] ?? 0, VirtualSize: r.size,
+                                        Containers: containers.filter { $0.image == r.id }.count)
+        }
+        let list = containers.map { c in
+            let size = engine.sizeRw(c)
+            return DiskUsage.ContainerUsage(Id: c.id, Names: ["/" + c.name], Image: c.imageName, ImageID: c.image.description,
+                                            Command: c.command.joined(separator: " "), Created: unixTime(c.created), State: c.status.rawValue,
+                                            Status: engine.statusText(c), SizeRw: size,
+                                            SizeRootFs: size + (records.first { $0.id == c.image }?.size ?? 0))
+        }
+        let volumes = engine.volumes().map { v in
+            DiskUsage.VolumeUsage(Name: v.name, Mountpoint: v.path, UsageData: .init(Size: v.size, RefCount: v.containers))
+        }
+        return DiskUsage(LayersSize: usage.layers, Images: images, Containers: list, Volumes: volumes)
+    }
+}
