@@ -245,7 +245,8 @@ public final class DockerAPI: @unchecked Sendable {
                 func devices(_ list: [CreateBody.ThrottleBody]?) -> [String] { (list ?? []).map { "\($0.Path):\($0.Rate)" } }
                 let blockIO = try DockerFlags.blockIO(weight: h.BlkioWeight, readBps: devices(h.BlkioDeviceReadBps), writeBps: devices(h.BlkioDeviceWriteBps),
                                                       readIOPS: devices(h.BlkioDeviceReadIOps), writeIOPS: devices(h.BlkioDeviceWriteIOps))
-                options.resources = try DockerFlags.resources(memory: h.Memory, memorySwap: h.MemorySwap, memoryReservation: h.MemoryReservation,
+                options.resources = try DockerFlags.resources(memory: h.Memory, memorySwap: h.MemorySwap.flatMap { $0 != 0 ? $0 : nil },
+                                                              memoryReservation: h.MemoryReservation.flatMap { $0 > 0 ? $0 : nil },
                                                               cpus: h.NanoCpus.flatMap { $0 > 0 ? Double($0) / 1e9 : nil },
                                                               cpuShares: h.CpuShares, cpuPeriod: h.CpuPeriod.flatMap { $0 > 0 ? $0 : nil },
                                                               cpuQuota: h.CpuQuota.flatMap { $0 > 0 ? $0 : nil },

@@ -305,6 +305,8 @@ public struct Engine: Sendable {
         if refreshed(c).status == .running {
             guard force else { throw BerthError("container \(c.name) is running; stop it first, or use --force") }
             try? runtime.kill(id: c.id, signal: SIGKILL, all: true)
+            Events.record(self, "kill", c, attributes: ["signal": String(SIGKILL)])
+            thawIfPaused(c)
             // its supervisor records the end and cleans the runtime state; give it a moment
             _ = try? waitForExit(c.id, timeout: 10)
         }

@@ -5,19 +5,58 @@ import BerthSys
 /// `berth daemon` on a socket in the test's exec root, over its own store; killed by pid on deinit.
 final class DaemonEnvironment {
     let engine: EngineEnvironment
-    let daemon: Spawned
+    var daemon: Spawned
     var socket: String { engine.exec + "/berth.sock" }
     var host: String { "unix://" + socket }
 
     init() throws {
         engine = try EngineEnvironment()
-        daemon = try spawn(Package.binary("berth"), ["--data-root", engine.data, "--exec-root", engine.exec, "daemon"])
+        daemon = try DaemonEnvironment.start(engine)
+    }
+
+    static func start(_ engine: EngineEnvironment) throws -> Spawned {
+        let socket = engine.exec + "/berth.sock"
+        unlink(socket)
+        let daemon = try spawn(Package.binary("berth"), ["--data-root", engine.data, "--exec-root", engine.exec, "daemon"])
         var up = false
-        for _ in 0..<200 where !up {
+        for _ in 0..<500 where !up {
             up = FileManager.default.fileExists(atPath: socket)
             if !up { usleep(20_000) }
         }
         guard up else { throw BerthError("berth daemon did not come up") }
+        return daemon
+    }
+
+    /// SIGKILL, as a crash would; the containers' supervisors are not its children to take along.
+    func crash() {
+        kill(daemon.pid, SIGKILL)
+        _ = daemon.wait()
+    }
+
+    func restart() throws { daemon = try DaemonEnvironment.start(engine) }
+
+    /// A plain GET on the daemon's socket (for what the docker CLI has no command for: /metrics).
+    func get(_ path: String) throws -> String {
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            let bytes = Array(socket.utf8)
+            raw.copyBytes(from: bytes.prefix(raw.count - 1))
+        }
+        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard ok == 0 else { throw BerthError("connect \(socket)") }
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n".utf8)
+        _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        var response: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n <= 0 { break }
+            response += buffer[0..<n]
+        }
+        return String(decoding: response, as: UTF8.self)
     }
 
     deinit {
@@ -38,6 +77,8 @@ final class DaemonEnvironment {
 /// The docker CLI where this machine has it (/usr/local/bin here, /usr/bin from Debian's docker.io).
 let dockerCLI = ["/usr/local/bin/docker", "/usr/bin/docker"].first { FileManager.default.isExecutableFile(atPath: $0) }
 let hasDockerCLI = dockerCLI != nil
+/// The same, for places where a test named dockerCLI hides the name.
+let dockerBinary = dockerCLI ?? "docker"
 
 @Suite("daemon: the Docker Engine API, driven by the docker CLI and the Python SDK", .serialized,
        .enabled(if: Host.canRunContainers && hasDockerCLI, "needs root and the docker CLI"))
@@ -103,6 +144,96 @@ struct DaemonTests {
         let out = try run("/usr/bin/env", ["python3", "-c", script])
         #expect(out.code == 0, "\(out.stderr)")
         #expect(out.stdout == "1.47\nfrom python\n['py']\n137\nbg\n['busybox:latest']\n", "\(out.stdout)")
+        d.engine.expectNoLeaks()
+    }
+
+    @Test("docker exec (streams, exit codes, -i, -u/-w/-e, -t), stats --no-stream, top, pause/unpause, update, rename, events, system df, /metrics")
+    func management() throws {
+        let d = try DaemonEnvironment()
+        let since = String(Int(Date().timeIntervalSince1970) - 1)
+        #expect(try d.docker(["run", "-d", "--name", "app", "--memory", "64m", "--cgroup-parent", d.engine.cgroupParent, "busybox", "sleep", "1000"]).code == 0)
+        let streams = try d.docker(["exec", "app", "sh", "-c", "echo out; echo err >&2; exit 7"])
+        #expect(streams.code == 7 && streams.stdout == "out\n" && streams.stderr == "err\n", "\(streams)")
+        let piped = try run("/bin/sh", ["-c", "echo piped | DOCKER_HOST=\(d.host) DOCKER_CONFIG=\(d.engine.dir)/docker-config \(dockerBinary) exec -i app cat"])
+        #expect(piped.stdout == "piped\n", "\(piped.stderr)")
+        #expect(try d.docker(["exec", "-u", "65534", "-w", "/tmp", "-e", "A=b", "app", "sh", "-c", "id -u; pwd; echo $A"]).stdout == "65534\n/tmp\nb\n")
+        #expect(try d.docker(["exec", "app", "no-such-command"]).code == 127)
+        let tty = try d.docker(["exec", "-t", "app", "tty"])
+        #expect(tty.stdout.hasPrefix("/dev/pts/"), "\(tty)")
+
+        let stats = try d.docker(["stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}} {{.PIDs}}", "app"])
+        #expect(stats.stdout.hasPrefix("app ") && stats.stdout.hasSuffix(" / 64MiB 1\n"), "\(stats)")
+        let top = try d.docker(["top", "app"])
+        #expect(top.stdout.hasPrefix("UID") && top.stdout.contains("sleep 1000"), "\(top)")
+
+        #expect(try d.docker(["pause", "app"]).code == 0)
+        #expect(try d.docker(["inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "app"]).stdout == "paused true\n")
+        #expect(try d.docker(["ps", "--format", "{{.Status}}"]).stdout.hasSuffix("(Paused)\n"))
+        #expect(try d.docker(["exec", "app", "true"]).code != 0, "no exec into a frozen container")
+        #expect(try d.docker(["unpause", "app"]).code == 0)
+        #expect(try d.docker(["inspect", "-f", "{{.State.Status}}", "app"]).stdout == "running\n")
+
+        #expect(try d.docker(["update", "--memory", "96m", "--memory-swap", "128m", "--pids-limit", "50", "app"]).code == 0)
+        #expect(try d.docker(["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", "app"]).stdout == "\(96 << 20) 50\n")
+        #expect(try d.docker(["stats", "--no-stream", "--format", "{{.MemUsage}}", "app"]).stdout.hasSuffix(" / 96MiB\n"))
+        #expect(try d.docker(["rename", "app", "app2"]).code == 0)
+        #expect(try d.docker(["ps", "--format", "{{.Names}}"]).stdout == "app2\n")
+
+        let df = try d.docker(["system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}"])
+        #expect(df.stdout.hasPrefix("Images 1 1\nContainers 1 1\n"), "\(df)")
+        let metrics = try d.get("/metrics")
+        #expect(metrics.hasPrefix("HTTP/1.1 200") && metrics.contains("text/plain; version=0.0.4"))
+        for name in ["container_cpu_usage_seconds_total", "container_memory_working_set_bytes", "container_memory_rss", "container_threads"] {
+            #expect(metrics.contains("\n\(name){id=\"/"), "\(name)")
+        }
+        #expect(metrics.contains("container_spec_memory_limit_bytes{") && metrics.contains("name=\"app2\"") && metrics.contains("} \(96 << 20)\n"))
+
+        #expect(try d.docker(["rm", "-f", "app2"]).code == 0)
+        let until = String(Int(Date().timeIntervalSince1970) + 1)
+        let events = try d.docker(["events", "--since", since, "--until", until, "--filter", "type=container", "--format", "{{.Action}}"])
+        let actions = events.stdout.split(separator: "\n").map { String($0.prefix { $0 != ":" }) }
+        for action in ["create", "start", "exec_start", "exec_die", "pause", "unpause", "update", "rename", "kill", "die", "destroy"] {
+            #expect(actions.contains(action), "\(action) in \(actions)")
+        }
+        d.engine.expectNoLeaks()
+    }
+
+    @Test("the daemon killed with SIGKILL while containers run: restarted, it shows them running, their logs go on, and one that ended meanwhile has its exit code")
+    func restartRecovery() throws {
+        let d = try DaemonEnvironment()
+        #expect(try d.docker(["run", "-d", "--name", "ticker", "--cgroup-parent", d.engine.cgroupParent, "busybox", "sh", "-c",
+                              "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"]).code == 0)
+        #expect(try d.docker(["run", "-d", "--name", "ender", "--cgroup-parent", d.engine.cgroupParent, "busybox", "sh", "-c",
+                              "trap 'exit 42' USR1; while true; do sleep 0.1; done"]).code == 0)
+        usleep(300_000)
+        d.crash()
+        // while it is down: the engine's own CLI still reaches the containers
+        #expect(try d.engine.berth(["kill", "-s", "USR1", "ender"]).code == 0)
+        #expect(try d.engine.berth(["wait", "ender"]).stdout == "42\n")
+        try d.restart()
+        #expect(try d.docker(["ps", "--format", "{{.Names}} {{.State}}"]).stdout == "ticker running\n")
+        #expect(try d.docker(["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "ender"]).stdout == "exited 42\n")
+        #expect(try d.docker(["wait", "ender"]).stdout == "42\n")
+        let before = try d.docker(["logs", "ticker"]).stdout.split(separator: "\n").count
+        usleep(800_000)
+        let after = try d.docker(["logs", "ticker"]).stdout.split(separator: "\n").count
+        #expect(before > 0 && after > before, "logs go on: \(before) then \(after) lines")
+        #expect(try d.docker(["rm", "-f", "ticker", "ender"]).code == 0)
+        d.engine.expectNoLeaks()
+    }
+
+    @Test("50 concurrent docker run --rm all succeed, and nothing is left behind")
+    func concurrentRuns() throws {
+        let d = try DaemonEnvironment()
+        let runs = try (0..<50).map { i in
+            try spawn("/usr/bin/env", ["DOCKER_HOST=" + d.host, "DOCKER_CONFIG=" + d.engine.dir + "/docker-config", dockerBinary,
+                                       "run", "--rm", "--cgroup-parent", d.engine.cgroupParent, "busybox", "echo", "run \(i)"])
+        }
+        for (i, r) in runs.enumerated() {
+            let out = r.wait(timeout: 600)
+            #expect(out.code == 0 && out.stdout == "run \(i)\n", "run \(i): \(out.code) \(out.stdout) \(out.stderr)")
+        }
+        #expect(try d.docker(["ps", "-a", "-q"]).stdout == "")
         d.engine.expectNoLeaks()
     }
 }
