@@ -70,7 +70,12 @@ public enum Events {
         let file = path(engine)
         var st = stat()
         if stat(file, &st) == 0 && Int64(st.st_size) > rotateBytes { rename(file, file + ".1") }
-        let fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        var fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        if fd < 0 && errno == ENOENT {
+            // the first thing an engine does may be to create a container: its exec root is not there yet
+            try? Files.makeDirectories(engine.execRoot, mode: 0o711)
+            fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        }
         guard fd >= 0 else { return }
         let line = Array(data) + [10]
         _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }

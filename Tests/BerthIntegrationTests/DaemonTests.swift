@@ -135,6 +135,11 @@ struct DaemonTests {
             if b"bg" in c.logs():
                 break
             time.sleep(0.05)
+        r = c.exec_run(["sh", "-c", "echo ex; exit 3"])
+        print(r.exit_code, r.output.decode(), end="")
+        s = c.stats(stream=False)
+        print(s["pids_stats"]["current"] >= 1, s["memory_stats"]["usage"] > 0, s["cpu_stats"]["system_cpu_usage"] > 0)
+        print(c.top()["Titles"][1])
         c.stop(timeout=1)
         print(c.wait()["StatusCode"])
         print(c.logs().decode(), end="")
@@ -143,7 +148,7 @@ struct DaemonTests {
         """
         let out = try run("/usr/bin/env", ["python3", "-c", script])
         #expect(out.code == 0, "\(out.stderr)")
-        #expect(out.stdout == "1.47\nfrom python\n['py']\n137\nbg\n['busybox:latest']\n", "\(out.stdout)")
+        #expect(out.stdout == "1.47\nfrom python\n['py']\n3 ex\nTrue True True\nPID\n137\nbg\n['busybox:latest']\n", "\(out.stdout)")
         d.engine.expectNoLeaks()
     }
 

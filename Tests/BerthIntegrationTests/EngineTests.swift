@@ -218,4 +218,43 @@ struct EngineTests {
         }
         env.expectNoLeaks()
     }
+
+    @Test("the CLI without a daemon: exec, top, stats --no-stream, pause/unpause, update, rename, events")
+    func management() throws {
+        let env = try EngineEnvironment()
+        let since = String(Int(Date().timeIntervalSince1970) - 1)
+        #expect(try env.runContainer(["-d", "--name", "m", "-m", "64m", "busybox", "sleep", "1000"]).code == 0)
+        let streams = try env.berth(["exec", "m", "sh", "-c", "echo out; echo err >&2; exit 7"])
+        #expect(streams.code == 7 && streams.stdout == "out\n" && streams.stderr == "err\n", "\(streams)")
+        #expect(try env.berth(["exec", "-u", "65534", "-w", "/tmp", "-e", "A=b", "m", "sh", "-c", "id -u; pwd; echo $A"]).stdout == "65534\n/tmp\nb\n")
+        #expect(try env.berth(["exec", "m", "no-such-command"]).code == 127)
+        let top = try env.berth(["top", "m"])
+        #expect(top.stdout.hasPrefix("UID") && top.stdout.contains("sleep 1000"), "\(top.stdout)")
+        let stats = try env.berth(["stats", "--no-stream", "m"])
+        #expect(stats.stdout.contains(" / 64.00MiB ") && stats.stdout.hasSuffix(" 1\n"), "\(stats.stdout)")
+        #expect(try env.berth(["pause", "m"]).code == 0)
+        #expect(try env.berth(["ps"]).stdout.contains("(Paused)"))
+        let frozen = try env.berth(["exec", "m", "true"])
+        #expect(frozen.code == 1 && frozen.stderr.contains("paused"), "\(frozen.stderr)")
+        #expect(try env.berth(["unpause", "m"]).code == 0)
+        #expect(try env.berth(["update", "-m", "96m", "--pids-limit", "40", "m"]).code == 0)
+        let host = (try inspect(env, "m"))["HostConfig"] as? [String: Any]
+        #expect(host?["Memory"] as? Int == 96 << 20 && host?["PidsLimit"] as? Int == 40)
+        #expect(try env.berth(["stats", "--no-stream", "m"]).stdout.contains(" / 96.00MiB "))
+        let id = (try inspect(env, "m"))["Id"] as? String ?? "?"
+        #expect(try env.berth(["rename", "m", "n"]).code == 0)
+        let taken = try env.runContainer(["-d", "--name", "other", "busybox", "sleep", "1000"])
+        #expect(taken.code == 0)
+        let clash = try env.berth(["rename", "n", "other"])
+        #expect(clash.code == 1 && clash.stderr.contains("already in use"))
+        #expect(try env.berth(["rm", "-f", "n", "other"]).code == 0)
+        let events = try env.berth(["events", "--since", since, "--until", String(Int(Date().timeIntervalSince1970) + 1), "--filter", "container=" + id.prefix(12),
+                                    "--format", "json"])
+        let actions = events.stdout.split(separator: "\n").compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["Action"] as? String
+        }.map { String($0.prefix { $0 != ":" }) }
+        #expect(actions == ["create", "start", "exec_start", "exec_die", "exec_start", "exec_die", "exec_start", "pause", "unpause", "update",
+                            "rename", "kill", "die", "destroy"], "\(actions)")
+        env.expectNoLeaks()
+    }
 }
