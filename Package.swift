@@ -36,17 +36,19 @@ let package = Package(
         .target(name: "CBerthImage", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("crypto"), .linkedLibrary("z"), .linkedLibrary("zstd")]),
         // C: libcurl, for the registry client.
         .target(name: "CBerthHTTP", linkerSettings: [.linkedLibrary("curl")]),
+        // The daemon's TLS front: OpenSSL, mutual TLS, a byte proxy to the Unix socket.
+        .target(name: "CBerthTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         // Images: content store, tar, layers on overlayfs, archives, import.
         .target(name: "BerthImage", dependencies: ["BerthSys", "CBerthImage", "CBerthHTTP"], exclude: ["README.md"]),
         // Engine: containers made from images (writable layer, runtime config, lifecycle).
         .target(name: "BerthEngine", dependencies: ["BerthImage", "BerthRuntime", "BerthOCI", "BerthSecurity", "BerthSys"], exclude: ["README.md"]),
         // The daemon: the Docker Engine API on a Unix socket, over the engine.
-        .target(name: "BerthDaemon", dependencies: ["BerthEngine", "BerthImage", "BerthOCI", "BerthRuntime", "BerthSys"], exclude: ["README.md"]),
+        .target(name: "BerthDaemon", dependencies: ["BerthEngine", "BerthImage", "BerthOCI", "BerthRuntime", "BerthSys", "CBerthTLS"], exclude: ["README.md"]),
         .target(name: "BerthRuntime", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "CBerthLaunch"], exclude: ["README.md"]),
         // berth trace / berth top: containers of a runtime root seen through the probes.
         .target(name: "BerthTrace", dependencies: ["BerthSys", "BerthRuntime", "BerthCgroups", "BerthProbes"], exclude: ["README.md"]),
         .target(name: "BerthBench", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "BerthRuntime", "BerthProbes", "BerthImage", "CBerthLaunch"], exclude: ["README.md"]),
-        .executableTarget(name: "berth", dependencies: ["BerthDaemon", "BerthEngine", "BerthImage", "BerthBench", "BerthTrace", "BerthProbes", "BerthRuntime", "BerthSys", "CBerthLaunch"]),
+        .executableTarget(name: "berth", dependencies: ["BerthDaemon", "BerthEngine", "BerthImage", "BerthBench", "BerthTrace", "BerthProbes", "BerthRuntime", "BerthSys", "CBerthLaunch", "CBerthTLS"]),
         .executableTarget(
             name: "berth-bench",
             dependencies: ["BerthBench", "BerthSys", "CBerthLaunch", .product(name: "ArgumentParser", package: "swift-argument-parser")]

@@ -103,6 +103,32 @@ extension DockerAPI {
         if open { c.endStream() }
     }
 
+    /// GET: a path of the container as a tar; HEAD: only its stat header; PUT: a tar extracted into a directory.
+    func archive(_ r: HTTPRequest, _ c: HTTPConnection, _ id: String) throws(APIError) {
+        guard let path = r.query["path"], !path.isEmpty else { throw APIError(400, "archive: path is required") }
+        func header(_ stat: ContainerPathStat) -> (String, String) {
+            ("X-Docker-Container-Path-Stat", (try? JSONEncoder().encode(stat))?.base64EncodedString() ?? "")
+        }
+        func status(_ error: BerthError) -> APIError {
+            error.errno == ENOENT ? APIError(404, "Could not find the file \(path) in container \(id): \(error)") : APIError(400, error.description)
+        }
+        switch r.method {
+        case "HEAD":
+            do { c.respond(200, [], contentType: "application/json", headers: [header(try engine.statPath(id, path))]) } catch { throw status(error) }
+        case "GET":
+            do {
+                // the header is known once the path is resolved; the tar follows as it is made
+                let sink = FileSink(adopting: dup(c.fd), path: "client")
+                try engine.archive(id, path, to: sink) { stat in c.beginRaw(contentType: "application/x-tar", headers: [header(stat)]) }
+            } catch {
+                if !c.responded { throw status(error) }
+            }
+        default:
+            do { try engine.extract(id, into: path, from: MemorySource(r.body)) } catch { throw status(error) }
+            c.respond(200)
+        }
+    }
+
     struct DiskUsage: Encodable {
         struct ImageUsage: Encodable {
             var Id: String

@@ -299,9 +299,12 @@ public final class DockerAPI: @unchecked Sendable {
             // the body when the condition is met; next-exit and removed wait through a start to come
             c.beginStream(contentType: "application/json")
             var code: Int32?
+            // next-exit: an exit after this call (a container that ended before must first start again)
+            let startedBefore = record.started
             while code == nil {
                 if let current = try? engine.container(id) {
-                    if current.status == .exited && condition != "removed" { code = current.exitCode ?? 0 }
+                    let fresh = condition != "next-exit" || record.status != .exited || current.started != startedBefore
+                    if current.status == .exited && condition != "removed" && fresh { code = current.exitCode ?? 0 }
                     else if current.status == .created && condition == "not-running" { code = current.exitCode ?? 0 }
                 } else {
                     code = (try? Files.read(engine.execRoot + "/exits/" + id)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 0
@@ -348,6 +351,8 @@ public final class DockerAPI: @unchecked Sendable {
             } catch { throw APIError(409, error.description) }
         case ("GET", "stats"):
             try stats(r, c, id)
+        case ("GET", "archive"), ("HEAD", "archive"), ("PUT", "archive"):
+            try archive(r, c, id)
         case ("POST", "resize"):
             if let pid = record.pid { resizeTerminal(of: pid, r) }
             c.respond(200)
@@ -563,5 +568,5 @@ func kernelRelease() -> String {
 
 /// Seconds since the epoch of an RFC 3339 time.
 func unixTime(_ stamp: String) -> Int {
-    Int(ISO8601DateFormatter().date(from: stamp)?.timeIntervalSince1970 ?? 0)
+    Int(Timestamp.parse(stamp) ?? 0)
 }

@@ -86,6 +86,13 @@ public final class HTTPConnection: @unchecked Sendable {
 
     public func endStream() { write(Array("0\r\n\r\n".utf8)) }
 
+    /// A response whose body runs to the end of the connection (no length known up front: a tar made as it is sent).
+    public func beginRaw(contentType: String, headers: [(String, String)] = []) {
+        responded = true
+        closeAfter = true
+        write(Array((statusHead(200, headers) + "Content-Type: \(contentType)\r\nConnection: close\r\n\r\n").utf8))
+    }
+
     /// Takes the connection over: 101 UPGRADED when the client asked to upgrade, else 200, then raw bytes.
     public func hijack(upgrade: Bool, contentType: String) {
         responded = true

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import BerthEngine
+import BerthImage
 import BerthSys
 
 /// `GET /metrics`: per-container counters in Prometheus' text format, under cAdvisor's
@@ -100,7 +101,7 @@ extension DockerAPI {
                 add(rxErrors, Double(n.rx_errors), i); add(txErrors, Double(n.tx_errors), i)
                 add(rxDropped, Double(n.rx_dropped), i); add(txDropped, Double(n.tx_dropped), i)
             }
-            if let started = container.started, let date = ISO8601DateFormatter().date(from: started) { add(startTime, date.timeIntervalSince1970.rounded()) }
+            if let started = container.started.flatMap(Timestamp.parse) { add(startTime, started.rounded()) }
         }
         for (state, n) in counts.sorted(by: { $0.key < $1.key }) { families[states].samples.append("berth_containers{state=\"\(state)\"} \(n)") }
         var text = ""

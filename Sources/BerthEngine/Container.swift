@@ -64,7 +64,8 @@ enum ContainerNames {
 
 /// `3 minutes ago`, from an RFC 3339 time.
 public func ago(_ stamp: String?) -> String {
-    guard let stamp, let date = ISO8601DateFormatter().date(from: stamp) else { return "N/A" }
+    guard let stamp, let seconds = Timestamp.parse(stamp) else { return "N/A" }
+    let date = Date(timeIntervalSince1970: seconds)
     let s = Int(Date().timeIntervalSince(date))
     if s < 60 { return s <= 1 ? "Less than a second ago" : "\(s) seconds ago" }
     let steps: [(Int, String)] = [(60, "minute"), (3600, "hour"), (86400, "day"), (604800, "week"), (2_592_000, "month"), (31_536_000, "year")]

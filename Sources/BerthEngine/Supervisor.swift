@@ -121,7 +121,7 @@ public struct Supervisor: Sendable {
         }
         c.status = .running
         c.pid = record.pid
-        c.started = Timestamp.now()
+        c.started = Timestamp.nowPrecise()
         c.supervisorPid = getpid()
         c.supervisorStartTime = Processes.stat(getpid())?.startTime
         c.exitCode = nil
@@ -204,7 +204,7 @@ public struct Supervisor: Sendable {
             c.status = .exited
             c.exitCode = exitCode(status)
             c.oomKilled = oom
-            c.finished = Timestamp.now()
+            c.finished = Timestamp.nowPrecise()
             c.pid = nil
             c.supervisorPid = nil
             c.supervisorStartTime = nil

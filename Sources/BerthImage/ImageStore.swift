@@ -420,6 +420,31 @@ public final class ImageStore: Sendable {
 /// RFC 3339 UTC timestamps, as image configs carry them.
 public enum Timestamp {
     public static func now() -> String { format(time(nil)) }
+
+    /// With nanoseconds, as docker records a container's start and end (two runs within
+    /// one second must still tell apart).
+    public static func nowPrecise() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return String(format(ts.tv_sec).dropLast()) + String(format: ".%09ldZ", ts.tv_nsec)
+    }
+
+    /// Seconds since the epoch of an RFC 3339 UTC time (`…Z`), with or without fractions.
+    public static func parse(_ text: String) -> Double? {
+        let bytes = Array(text.utf8)
+        guard bytes.count >= 20, bytes[4] == 45, bytes[7] == 45, bytes[10] == 84, bytes[13] == 58, bytes[16] == 58 else { return nil }
+        func number(_ from: Int, _ count: Int) -> Int32? { Int32(String(decoding: bytes[from..<(from + count)], as: UTF8.self)) }
+        guard let y = number(0, 4), let mo = number(5, 2), let d = number(8, 2), let h = number(11, 2), let mi = number(14, 2), let sec = number(17, 2) else { return nil }
+        var tmv = tm()
+        tmv.tm_year = y - 1900; tmv.tm_mon = mo - 1; tmv.tm_mday = d; tmv.tm_hour = h; tmv.tm_min = mi; tmv.tm_sec = sec
+        var seconds = Double(timegm(&tmv))
+        if bytes[19] == 46 {
+            let digits = bytes[20...].prefix { $0 >= 48 && $0 <= 57 }
+            seconds += Double("0." + String(decoding: digits, as: UTF8.self)) ?? 0
+        }
+        return seconds
+    }
+
     public static func format(_ t: time_t) -> String {
         var t = t
         var tmv = tm()

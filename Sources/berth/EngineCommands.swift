@@ -199,49 +199,107 @@ func resourceFlags(_ a: Arguments) throws(BerthError) -> Resources? {
         cpusetCpus: a.values["--cpuset-cpus"], pidsLimit: number("--pids-limit"), blockIO: blockIO)
 }
 
+/// `CONTAINER:PATH` (a path alone, or `-`, is the host's).
+func containerPath(_ text: String) -> (container: String, path: String)? {
+    guard !text.hasPrefix("/"), !text.hasPrefix("."), let colon = text.firstIndex(of: ":") else { return nil }
+    return (String(text[..<colon]), String(text[text.index(after: colon)...]))
+}
+
+/// `berth cp`: docker's rules. Into an existing directory the source keeps its name;
+/// otherwise it takes the destination's. `-` is a tar on stdin or stdout.
+func copy(_ source: String, _ destination: String, engine: Engine) throws(BerthError) {
+    let scratch = engine.execRoot + "/cp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    try Files.makeDirectories(engine.execRoot, mode: 0o711)
+    defer { _ = try? Files.removeTree(scratch); unlink(scratch + ".tar") }
+    switch (containerPath(source), containerPath(destination)) {
+    case (let from?, nil):
+        if destination == "-" {
+            try engine.archive(from.container, from.path, to: FileSink(adopting: dup(1), path: "stdout"))
+            return
+        }
+        let name = (from.path as NSString).lastPathComponent
+        try engine.archive(from.container, from.path, to: try FileSink(path: scratch + ".tar", mode: 0o600))
+        if Files.isDirectory(destination) {
+            _ = try LayerUnpacker.unpack(TarReader(try FileSource(path: scratch + ".tar"), describing: source), into: destination, describing: source)
+            return
+        }
+        let parent = (destination as NSString).deletingLastPathComponent
+        guard Files.isDirectory(parent.isEmpty ? "." : parent) else { throw BerthError("cp: the destination's directory", path: parent, errno: ENOENT) }
+        let staging = (parent.isEmpty ? "." : parent) + "/.berth-cp-\(getpid())"
+        try Files.makeDirectories(staging, mode: 0o700)
+        defer { _ = try? Files.removeTree(staging) }
+        _ = try LayerUnpacker.unpack(TarReader(try FileSource(path: scratch + ".tar"), describing: source), into: staging, describing: source)
+        guard rename(staging + "/" + name, destination) == 0 else { throw BerthError.sys("cp: rename into place", path: destination) }
+    case (nil, let to?):
+        if source == "-" {
+            try engine.extract(to.container, into: to.path, from: FileSource(adopting: dup(0), path: "stdin"))
+            return
+        }
+        var st = stat()
+        guard lstat(source, &st) == 0 else { throw BerthError.sys("cp: the source", path: source) }
+        let target = try? engine.statPath(to.container, to.path)
+        let intoDirectory = target?.isDirectory == true
+        let member = intoDirectory ? (source as NSString).lastPathComponent : (to.path as NSString).lastPathComponent
+        let directory = intoDirectory ? to.path : (to.path as NSString).deletingLastPathComponent
+        let writer = TarWriter(try FileSink(path: scratch + ".tar", mode: 0o600))
+        var archiver = TreeArchiver()
+        try archiver.appendPath(source, as: member, to: writer)
+        try writer.finish()
+        try engine.extract(to.container, into: directory.isEmpty ? "/" : directory, from: try FileSource(path: scratch + ".tar"))
+    default:
+        throw BerthError("cp: one side must be CONTAINER:PATH and the other a host path (or -)")
+    }
+}
+
+/// `run` and `create`'s flags, docker's spellings, as engine options.
+func parseRunOptions(_ rest: [String], command: String) throws(BerthError) -> RunOptions {
+    let a = Arguments(rest, flags: ["--rm", "--detach", "--tty", "--interactive", "--read-only", "--init"],
+                      values: ["--name", "--env", "--env-file", "--workdir", "--user", "--entrypoint", "--hostname", "--cgroup-parent",
+                               "--memory", "--memory-swap", "--memory-reservation", "--cpus", "--cpu-shares", "--cpu-period",
+                               "--cpu-quota", "--cpuset-cpus", "--pids-limit", "--blkio-weight", "--device-read-bps",
+                               "--device-write-bps", "--device-read-iops", "--device-write-iops", "--volume", "--tmpfs",
+                               "--ulimit", "--cap-add", "--cap-drop", "--security-opt", "--network"],
+                      aliases: ["-d": "--detach", "-t": "--tty", "-i": "--interactive", "-e": "--env", "-w": "--workdir", "-u": "--user",
+                                "-h": "--hostname", "-m": "--memory", "-c": "--cpu-shares", "-v": "--volume", "--net": "--network"],
+                      stopAtPositional: true)
+    guard let image = a.positional.first else { fail("\(command): name an image\n\(usage)", code: 2) }
+    var options = RunOptions(image: image)
+    options.command = Array(a.positional.dropFirst())
+    options.remove = a.flags.contains("--rm")
+    options.detach = a.flags.contains("--detach")
+    options.tty = a.flags.contains("--tty")
+    options.interactive = a.flags.contains("--interactive")
+    options.name = a.values["--name"]
+    let environment = ProcessInfo.processInfo.environment
+    var env: [String] = []
+    for file in a.lists["--env-file"] ?? [] { env += try RunFlags.envFile(file, environment: environment) }
+    // -e NAME takes the value from berth's own environment, as docker does (and is left out when unset)
+    env += (a.lists["--env"] ?? []).compactMap { e in e.contains("=") ? e : environment[e].map { e + "=" + $0 } }
+    options.env = env
+    options.workdir = a.values["--workdir"]
+    options.user = a.values["--user"]
+    options.hostname = a.values["--hostname"]
+    options.cgroupParent = a.values["--cgroup-parent"] ?? options.cgroupParent
+    if let e = a.values["--entrypoint"] { options.entrypoint = e.isEmpty ? [] : [e] }
+    options.binds = a.lists["--volume"] ?? []
+    options.tmpfs = a.lists["--tmpfs"] ?? []
+    options.readOnly = a.flags.contains("--read-only")
+    options.initProcess = a.flags.contains("--init")
+    options.ulimits = try (a.lists["--ulimit"] ?? []).map { (t) throws(BerthError) in try Ulimit.parse(t) }
+    options.capAdd = a.lists["--cap-add"] ?? []
+    options.capDrop = a.lists["--cap-drop"] ?? []
+    options.securityOptions = a.lists["--security-opt"] ?? []
+    options.network = a.values["--network"] ?? options.network
+    options.resources = try resourceFlags(a)
+    return options
+}
+
 func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
     let engine = roots.engine
     do {
         switch command {
         case "run", "create":
-            let a = Arguments(rest, flags: ["--rm", "--detach", "--tty", "--interactive", "--read-only", "--init"],
-                              values: ["--name", "--env", "--env-file", "--workdir", "--user", "--entrypoint", "--hostname", "--cgroup-parent",
-                                       "--memory", "--memory-swap", "--memory-reservation", "--cpus", "--cpu-shares", "--cpu-period",
-                                       "--cpu-quota", "--cpuset-cpus", "--pids-limit", "--blkio-weight", "--device-read-bps",
-                                       "--device-write-bps", "--device-read-iops", "--device-write-iops", "--volume", "--tmpfs",
-                                       "--ulimit", "--cap-add", "--cap-drop", "--security-opt", "--network"],
-                              aliases: ["-d": "--detach", "-t": "--tty", "-i": "--interactive", "-e": "--env", "-w": "--workdir", "-u": "--user",
-                                        "-h": "--hostname", "-m": "--memory", "-c": "--cpu-shares", "-v": "--volume", "--net": "--network"],
-                              stopAtPositional: true)
-            guard let image = a.positional.first else { fail("\(command): name an image\n\(usage)", code: 2) }
-            var options = RunOptions(image: image)
-            options.command = Array(a.positional.dropFirst())
-            options.remove = a.flags.contains("--rm")
-            options.detach = a.flags.contains("--detach")
-            options.tty = a.flags.contains("--tty")
-            options.interactive = a.flags.contains("--interactive")
-            options.name = a.values["--name"]
-            let environment = ProcessInfo.processInfo.environment
-            var env: [String] = []
-            for file in a.lists["--env-file"] ?? [] { env += try RunFlags.envFile(file, environment: environment) }
-            // -e NAME takes the value from berth's own environment, as docker does (and is left out when unset)
-            env += (a.lists["--env"] ?? []).compactMap { e in e.contains("=") ? e : environment[e].map { e + "=" + $0 } }
-            options.env = env
-            options.workdir = a.values["--workdir"]
-            options.user = a.values["--user"]
-            options.hostname = a.values["--hostname"]
-            options.cgroupParent = a.values["--cgroup-parent"] ?? options.cgroupParent
-            if let e = a.values["--entrypoint"] { options.entrypoint = e.isEmpty ? [] : [e] }
-            options.binds = a.lists["--volume"] ?? []
-            options.tmpfs = a.lists["--tmpfs"] ?? []
-            options.readOnly = a.flags.contains("--read-only")
-            options.initProcess = a.flags.contains("--init")
-            options.ulimits = try (a.lists["--ulimit"] ?? []).map { (t) throws(BerthError) in try Ulimit.parse(t) }
-            options.capAdd = a.lists["--cap-add"] ?? []
-            options.capDrop = a.lists["--cap-drop"] ?? []
-            options.securityOptions = a.lists["--security-opt"] ?? []
-            options.network = a.values["--network"] ?? options.network
-            options.resources = try resourceFlags(a)
+            let options = try parseRunOptions(rest, command: command)
             if command == "create" {
                 print(try engine.create(options).id)
                 return
@@ -280,6 +338,9 @@ func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
                 "berth: \(error)\n".withCString { berth_write_stderr($0) }
                 exit(error.errno == ENOENT ? 127 : error.errno != nil ? 126 : 1)
             }
+        case "cp":
+            guard rest.count == 2 else { fail("cp takes SOURCE and DESTINATION, one of them CONTAINER:PATH\n\(usage)", code: 2) }
+            try copy(rest[0], rest[1], engine: engine)
         case "pause", "unpause":
             guard !rest.isEmpty else { fail("\(command): name at least one container\n\(usage)", code: 2) }
             for ref in rest {
@@ -343,7 +404,7 @@ func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
             func time(_ flag: String) -> Double? {
                 a.values[flag].map { text in
                     if let v = Double(text) { return v }
-                    if let d = ISO8601DateFormatter().date(from: text) { return d.timeIntervalSince1970 }
+                    if let d = Timestamp.parse(text) { return d }
                     // a duration back from now: 10m, 30s, 1h
                     let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
                     for (suffix, scale) in units where text.hasSuffix(suffix) {

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import BerthBench
 import BerthDaemon
 import BerthEngine
@@ -15,7 +16,12 @@ import CBerthLaunch
 /// of a berth-runtime root, and the benchmark reports.
 let usage = """
 usage: berth [--data-root DIR] [--exec-root DIR] COMMAND   (images and containers: default \(ImageStore.defaultRoot) and \(Engine.defaultRunRoot))
-       berth daemon [-H unix:///PATH] [-G GROUP]   the Docker Engine API (\(DockerAPI.version)) on a Unix socket (default EXEC-ROOT/berth.sock, mode 0660)
+       berth -H unix:///PATH|tcp://ADDR:PORT [--tlsverify --tlscacert CA --tlscert CERT --tlskey KEY] COMMAND
+                                          the same commands through a daemon's API (also BERTH_HOST): ps, images, inspect, run, create,
+                                          start, stop, restart, kill, rm, pause, unpause, rename, wait, logs, exec, top, stats, pull
+       berth daemon [-H unix:///PATH] [-H tcp://ADDR:PORT --tlsverify --tlscacert CA --tlscert CERT --tlskey KEY] [--insecure-tcp] [-G GROUP]
+                                          the Docker Engine API (\(DockerAPI.version)) on a Unix socket (default EXEC-ROOT/berth.sock, mode 0660);
+                                          TCP only with mutual TLS, or with --insecure-tcp (DANGEROUS: root for anyone who connects)
        berth run [--rm] [-d] [-t] [-i] [--name N] [-e K=V] [-w DIR] [-u USER[:GROUP]] [--entrypoint E] [-h HOST] [--cgroup-parent P] IMAGE [COMMAND…]
            limits: [-m SIZE] [--memory-swap SIZE|-1] [--memory-reservation SIZE] [--cpus N] [-c SHARES] [--cpu-period US]
                    [--cpu-quota US] [--cpuset-cpus LIST] [--pids-limit N]   (docker's rules: swap is memory+swap, --cpus → quota/100 ms)
@@ -85,10 +91,26 @@ func seconds(_ text: String, option: String) -> Double {
 var args = Array(CommandLine.arguments.dropFirst())
 // global options of the engine, before the command
 var roots = EngineRoots()
-while let first = args.first, first == "--data-root" || first == "--exec-root" {
-    guard args.count > 1 else { fail("\(first) needs a directory\n\(usage)", code: 2) }
-    if first == "--data-root" { roots.data = args[1] } else { roots.exec = args[1] }
+var remote = ProcessInfo.processInfo.environment["BERTH_HOST"].flatMap { $0.isEmpty ? nil : RemoteHost(address: $0) }
+var tlsFiles: [String: String] = [:]
+while let first = args.first, ["--data-root", "--exec-root", "--host", "-H", "--tlscacert", "--tlscert", "--tlskey", "--tlsverify"].contains(first) {
+    if first == "--tlsverify" { tlsFiles[first] = "1"; args.removeFirst(); continue }
+    guard args.count > 1 else { fail("\(first) needs a value\n\(usage)", code: 2) }
+    switch first {
+    case "--data-root": roots.data = args[1]
+    case "--exec-root": roots.exec = args[1]
+    case "--host", "-H": remote = RemoteHost(address: args[1])
+    default: tlsFiles[first] = args[1]
+    }
     args.removeFirst(2)
+}
+if var host = remote, args.first != "daemon" {
+    if tlsFiles["--tlsverify"] != nil || tlsFiles["--tlscacert"] != nil {
+        guard let ca = tlsFiles["--tlscacert"] else { fail("--tlsverify needs --tlscacert CA (and --tlscert/--tlskey for the daemon's mutual TLS)", code: 2) }
+        host.tls = (ca, tlsFiles["--tlscert"], tlsFiles["--tlskey"])
+    }
+    remoteCommand(args, host: host)
+    exit(0)
 }
 switch args.first {
 case "images", "tag", "rmi", "load", "save", "import", "pull", "push":
@@ -97,12 +119,21 @@ case "image":
     guard args.count > 1 else { fail("image: give a command (ls, inspect, tag, rm, prune, load, save, import)\n\(usage)", code: 2) }
     imageCommand(args[1], Array(args.dropFirst(2)), roots: roots)
 case "daemon":
-    let a = Arguments(Array(args.dropFirst()), flags: [], values: ["--host", "--group"], aliases: ["-H": "--host", "-G": "--group"])
-    let host = a.values["--host"] ?? "unix://\(roots.exec)/berth.sock"
-    guard host.hasPrefix("unix://") else {
-        fail("daemon --host \(host): only unix:// sockets are served (TCP needs mutual TLS, which is not there yet)", code: 2)
+    let a = Arguments(Array(args.dropFirst()), flags: ["--tlsverify", "--insecure-tcp"],
+                      values: ["--host", "--group", "--tlscacert", "--tlscert", "--tlskey"], aliases: ["-H": "--host", "-G": "--group"])
+    let hosts = a.lists["--host"] ?? ["unix://\(roots.exec)/berth.sock"]
+    let unixHosts = hosts.filter { $0.hasPrefix("unix://") }, tcpHosts = hosts.filter { $0.hasPrefix("tcp://") }
+    if let other = hosts.first(where: { !$0.hasPrefix("unix://") && !$0.hasPrefix("tcp://") }) {
+        fail("daemon --host \(other): want unix:///PATH or tcp://ADDRESS:PORT", code: 2)
     }
-    let path = String(host.dropFirst(7))
+    guard unixHosts.count <= 1 else { fail("daemon: one unix:// socket at most", code: 2) }
+    // TCP carries root on this machine to whoever connects: mutual TLS, or an explicit choice not to
+    let certs = (a.values["--tlscacert"], a.values["--tlscert"], a.values["--tlskey"])
+    let insecure = a.flags.contains("--insecure-tcp")
+    if !tcpHosts.isEmpty && !insecure && (certs.0 == nil || certs.1 == nil || certs.2 == nil) {
+        fail("daemon --host tcp://…: needs mutual TLS (--tlsverify --tlscacert CA --tlscert CERT --tlskey KEY), or --insecure-tcp, which gives root on this machine to anyone who can connect", code: 2)
+    }
+    let path = String((unixHosts.first ?? "unix://\(roots.exec)/berth.sock").dropFirst(7))
     var group: gid_t?
     if let name = a.values["--group"] {
         guard let g = getgrnam(name) else { fail("daemon --group \(name): no such group", code: 2) }
@@ -112,9 +143,18 @@ case "daemon":
         try Files.makeDirectories(roots.exec, mode: 0o711)
         try roots.engine.images.prepare()
         let api = DockerAPI(engine: roots.engine)
-        let server = try HTTPServer(unixSocket: path, mode: 0o660, group: group) { request, connection in api.handle(request, connection) }
+        let handler: HTTPServer.Handler = { request, connection in api.handle(request, connection) }
+        let server = try HTTPServer(unixSocket: path, mode: 0o660, group: group, handler: handler)
         signal(SIGPIPE, SIG_IGN)
-        print("berth daemon: Docker Engine API \(DockerAPI.version) on unix://\(path) (data \(roots.data), exec \(roots.exec))")
+        var listening = ["unix://\(path)"]
+        let tls = insecure ? nil : try certs.0.map { (ca) throws(BerthError) in try TCPFront.TLS(cert: certs.1!, key: certs.2!, ca: ca) }
+        for address in tcpHosts {
+            let front = try TCPFront(address: address)
+            front.start(tls: tls, backend: path, handler: handler)
+            let shown = address[..<address.lastIndex(of: ":")!] + ":\(front.port)"
+            listening.append(shown + (tls == nil ? " (plain TCP: --insecure-tcp)" : " (mutual TLS)"))
+        }
+        print("berth daemon: Docker Engine API \(DockerAPI.version) on \(listening.joined(separator: ", ")) (data \(roots.data), exec \(roots.exec))")
         fflush(nil)
         server.serve()
     } catch { fail("\(error)") }

@@ -9,15 +9,17 @@ final class DaemonEnvironment {
     var socket: String { engine.exec + "/berth.sock" }
     var host: String { "unix://" + socket }
 
-    init() throws {
+    init(extra: [String] = []) throws {
         engine = try EngineEnvironment()
-        daemon = try DaemonEnvironment.start(engine)
+        daemon = try DaemonEnvironment.start(engine, extra: extra)
     }
 
-    static func start(_ engine: EngineEnvironment) throws -> Spawned {
+    static func start(_ engine: EngineEnvironment, extra: [String] = []) throws -> Spawned {
         let socket = engine.exec + "/berth.sock"
         unlink(socket)
-        let daemon = try spawn(Package.binary("berth"), ["--data-root", engine.data, "--exec-root", engine.exec, "daemon"])
+        // another -H replaces the default socket: name it again
+        let hosts = extra.contains("-H") ? ["-H", "unix://" + socket] : []
+        let daemon = try spawn(Package.binary("berth"), ["--data-root", engine.data, "--exec-root", engine.exec, "daemon"] + hosts + extra)
         var up = false
         for _ in 0..<500 where !up {
             up = FileManager.default.fileExists(atPath: socket)
@@ -240,5 +242,90 @@ struct DaemonTests {
         }
         #expect(try d.docker(["ps", "-a", "-q"]).stdout == "")
         d.engine.expectNoLeaks()
+    }
+
+    @Test("docker cp both ways (a tree into a directory, a file under a new name, out of a stopped container), and berth cp")
+    func copy() throws {
+        let d = try DaemonEnvironment()
+        let tree = d.engine.dir + "/tree"
+        try FileManager.default.createDirectory(atPath: tree + "/sub", withIntermediateDirectories: true)
+        try "one\n".write(toFile: tree + "/a", atomically: true, encoding: .utf8)
+        try "two\n".write(toFile: tree + "/sub/b", atomically: true, encoding: .utf8)
+        #expect(try d.docker(["run", "-d", "--name", "box", "--cgroup-parent", d.engine.cgroupParent, "busybox", "sleep", "1000"]).code == 0)
+        #expect(try d.docker(["cp", tree, "box:/tmp/"]).code == 0)
+        #expect(try d.docker(["cp", tree + "/a", "box:/tmp/renamed"]).code == 0)
+        #expect(try d.docker(["exec", "box", "sh", "-c", "cat /tmp/tree/a /tmp/tree/sub/b /tmp/renamed"]).stdout == "one\ntwo\none\n")
+        #expect(try d.docker(["exec", "box", "sh", "-c", "echo made inside > /made"]).code == 0)
+        #expect(try d.docker(["cp", "box:/made", d.engine.dir + "/made"]).code == 0)
+        #expect(readFile(d.engine.dir + "/made") == "made inside")
+        #expect(try d.docker(["cp", "box:/tmp/tree", d.engine.dir + "/back"]).code == 0)
+        #expect(readFile(d.engine.dir + "/back/sub/b") == "two")
+        let missing = try d.docker(["cp", "box:/no/such", d.engine.dir + "/x"])
+        #expect(missing.code != 0 && missing.stderr.contains("Could not find the file /no/such"), "\(missing.stderr)")
+        // a symlink that points out of the container stays inside it
+        #expect(try d.docker(["exec", "box", "sh", "-c", "ln -s / /escape; echo only inside > /inside-only"]).code == 0)
+        #expect(try d.docker(["cp", "box:/escape/inside-only", d.engine.dir + "/inside"]).code == 0)
+        #expect(readFile(d.engine.dir + "/inside") == "only inside", "/escape/… resolves in the container's root, not the host's")
+        #expect(try d.docker(["stop", "-t", "0", "box"]).code == 0)
+        #expect(try d.docker(["cp", "box:/tmp/renamed", d.engine.dir + "/stopped"]).code == 0)
+        #expect(readFile(d.engine.dir + "/stopped") == "one")
+        #expect(try d.engine.berth(["cp", tree + "/a", "box:/from-berth"]).code == 0)
+        #expect(try d.engine.berth(["cp", "box:/from-berth", d.engine.dir + "/berth-out"]).code == 0)
+        #expect(readFile(d.engine.dir + "/berth-out") == "one")
+        #expect(try d.docker(["rm", "box"]).code == 0)
+        d.engine.expectNoLeaks()
+    }
+
+    @Test("TCP: mutual TLS for the docker CLI and for berth -H (run, exec, hijacked stdin); a client without a certificate is refused; plain TCP only with --insecure-tcp",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl"), "needs openssl to make test certificates"))
+    func tcp() throws {
+        let dir = NSTemporaryDirectory() + "berth-tls-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let make = """
+        cd \(dir) && ec='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes' && \
+        openssl req -x509 $ec -keyout ca-key.pem -out ca.pem -days 1 -subj /CN=berth-test-ca && \
+        openssl req $ec -keyout server-key.pem -out server.csr -subj /CN=localhost && \
+        printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > server.ext && \
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out server-cert.pem -days 1 -extfile server.ext && \
+        openssl req $ec -keyout key.pem -out client.csr -subj /CN=client && printf 'extendedKeyUsage=clientAuth\\n' > client.ext && \
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out cert.pem -days 1 -extfile client.ext
+        """
+        let certs = try run("/bin/sh", ["-c", make])
+        #expect(certs.code == 0, "\(certs.stderr)")
+        let d = try DaemonEnvironment(extra: ["-H", "tcp://127.0.0.1:0", "--tlsverify", "--tlscacert", dir + "/ca.pem",
+                                              "--tlscert", dir + "/server-cert.pem", "--tlskey", dir + "/server-key.pem"])
+        // the daemon's first line names the port it got
+        var port = ""
+        for _ in 0..<200 where port.isEmpty {
+            let line = readFile(d.daemon.base + ".out")
+            if let r = line.range(of: "tcp://127.0.0.1:") { port = String(line[r.upperBound...].prefix { $0.isNumber }) } else { usleep(20_000) }
+        }
+        let address = "tcp://127.0.0.1:" + port
+        let tls = ["--tlsverify", "--tlscacert", dir + "/ca.pem", "--tlscert", dir + "/cert.pem", "--tlskey", dir + "/key.pem"]
+        func docker(_ args: [String]) throws -> Output {
+            try run("/usr/bin/env", ["DOCKER_CONFIG=" + d.engine.dir + "/docker-config", dockerBinary, "-H", address] + tls + args)
+        }
+        #expect(try docker(["version", "--format", "{{.Server.Version}}"]).stdout == "0.3.0\n")
+        let hi = try docker(["run", "--rm", "--cgroup-parent", d.engine.cgroupParent, "busybox", "sh", "-c", "echo over tls; exit 4"])
+        #expect(hi.code == 4 && hi.stdout == "over tls\n", "\(hi)")
+        let piped = try run("/bin/sh", ["-c", "echo through stdin | DOCKER_CONFIG=\(d.engine.dir)/docker-config \(dockerBinary) -H \(address) \(tls.joined(separator: " ")) run --rm -i --cgroup-parent \(d.engine.cgroupParent) busybox cat"])
+        #expect(piped.stdout == "through stdin\n", "\(piped.stderr)")
+        let noCert = try run("/usr/bin/env", ["DOCKER_CONFIG=" + d.engine.dir + "/docker-config", dockerBinary, "-H", address, "--tls", "--tlscacert", dir + "/ca.pem", "version"])
+        #expect(noCert.code != 0, "a client without a certificate gets nothing")
+        // berth's own client over the same TLS
+        func berth(_ args: [String]) throws -> Output { try run(Package.binary("berth"), ["-H", address] + tls + args) }
+        #expect(try berth(["run", "-d", "--name", "remote", "--cgroup-parent", d.engine.cgroupParent, "busybox", "sleep", "1000"]).code == 0)
+        #expect(try berth(["ps", "-q"]).stdout.count == 13)
+        let exec = try berth(["exec", "remote", "sh", "-c", "echo out; echo err >&2; exit 6"])
+        #expect(exec.code == 6 && exec.stdout == "out\n" && exec.stderr == "err\n", "\(exec)")
+        let attached = try berth(["run", "--rm", "--cgroup-parent", d.engine.cgroupParent, "busybox", "sh", "-c", "echo attached; exit 3"])
+        #expect(attached.code == 3 && attached.stdout == "attached\n", "\(attached)")
+        #expect(try berth(["rm", "-f", "remote"]).code == 0)
+        d.engine.expectNoLeaks()
+
+        // TCP without TLS is refused unless asked for by name
+        let refused = try run(Package.binary("berth"), ["--data-root", d.engine.data, "--exec-root", d.engine.exec + "-2", "daemon", "-H", "tcp://127.0.0.1:0"])
+        #expect(refused.code == 2 && refused.stderr.contains("mutual TLS") && refused.stderr.contains("--insecure-tcp"), "\(refused.stderr)")
     }
 }
