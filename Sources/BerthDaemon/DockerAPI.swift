@@ -284,9 +284,15 @@ public final class DockerAPI: @unchecked Sendable {
                 throw APIError.from(error)
             }
         case ("POST", "attach"):
-            guard record.status != .running else { throw APIError(409, "attaching to a running container is not supported yet; attach before start") }
             let upgrade = r.headers["upgrade"]?.lowercased() == "tcp"
             let tty = record.tty
+            if record.status == .running {
+                // its supervisor takes the connection over
+                c.hijack(upgrade: upgrade, contentType: tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream")
+                try? engine.attach(id, client: c.fd, stdin: r.flag("stdin"), multiplexed: !tty)
+                close(c.fd)
+                return
+            }
             // registered before the answer: the client may send `start` as soon as it reads the 101
             lock.lock()
             if let old = pendingAttach[id] { close(old.fd) }

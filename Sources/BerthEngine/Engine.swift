@@ -245,6 +245,32 @@ public struct Engine: Sendable {
         Events.record(self, "stop", c)
     }
 
+    /// The supervisor's socket for clients that attach to a running container (short: a
+    /// Unix socket path has 107 bytes).
+    func attachSocket(_ id: String) -> String { execRoot + "/attach/" + id.prefix(24) }
+
+    /// Hands `client` (a connection, or one end of a socketpair) to the container's
+    /// supervisor, which from then on writes the container's output to it (docker's frames
+    /// with `multiplexed`) and, with `stdin` and a container made with -i, feeds its input in.
+    public func attach(_ ref: String, client: Int32, stdin: Bool, multiplexed: Bool) throws(BerthError) {
+        let c = refreshed(try container(ref))
+        guard c.status == .running else { throw BerthError("container \(c.name) is not running") }
+        let path = attachSocket(c.id)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes.prefix($0.count - 1)) }
+        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard ok == 0 else { throw BerthError("attach to \(c.name): its supervisor's socket", path: path, errno: errno) }
+        let options = (stdin ? "stdin=1" : "stdin=0") + (multiplexed ? " mux=1" : " mux=0")
+        guard berth_send_fd(fd, client, options, Int32(options.utf8.count)) == 0 else { throw BerthError.sys("attach to \(c.name): send the connection") }
+        // the supervisor has it once the message is read: wait for it to close its end
+        var byte: UInt8 = 0
+        _ = recv(fd, &byte, 1, 0)
+    }
+
     /// Where a supervisor leaves the exit code of a container it removed (`--rm`), for a waiting client.
     func exitFile(_ id: String) -> String { execRoot + "/exits/" + id }
 

@@ -74,15 +74,18 @@ public struct Supervisor: Sendable {
         let clientOut: Int32 = attached ? Self.attachFDs.stdout : -1
         let clientErr: Int32 = attached ? Self.attachFDs.stderr : -1
 
-        // the container's stdio: pipes to us (or a pty, whose master comes over the console socket)
-        var outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
+        // the container's stdio: pipes to us (or a pty, whose master comes over the console socket);
+        // with -i its stdin is a pipe we hold, fed by whichever clients attach with stdin
+        var outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1], inPipe: [Int32] = [-1, -1]
         _ = berth_pipe2(&outPipe, O_CLOEXEC)
         _ = berth_pipe2(&errPipe, O_CLOEXEC)
+        if c.openStdin && !tty { _ = berth_pipe2(&inPipe, O_CLOEXEC) }
         let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
-        dup2(clientIn >= 0 && !tty ? clientIn : devnull, 0)
+        dup2(inPipe[0] >= 0 ? inPipe[0] : devnull, 0)
         dup2(outPipe[1], 1)
         dup2(errPipe[1], 2)
         close(outPipe[1]); close(errPipe[1])
+        if inPipe[0] >= 0 { close(inPipe[0]) }
 
         var options = CreateOptions(bundle: directory)
         var console: [Int32] = [-1, -1]
@@ -135,10 +138,16 @@ public struct Supervisor: Sendable {
         Events.record(engine, "start", c)
         report("ok")
 
-        // output pumps: pipe or pty → log and the attached client
+        // output pumps: pipe or pty → log and every attached client
+        let clients = AttachedClients(tty: tty, input: master >= 0 ? master : inPipe[1])
+        if attached {
+            clients.add(out: clientOut, err: clientErr, multiplexed: multiplexed)
+            // run -i: the first client's end of input is the container's (docker's StdinOnce)
+            if clientIn >= 0 { clients.forwardInput(from: clientIn, closesInput: !tty) }
+        }
+        let listener = AttachListener(path: engine.attachSocket(id), clients: clients, openStdin: c.openStdin)
         var pumps: [Thread] = []
-        let frameLock = NSLock()   // stdout and stderr frames share one connection
-        func pump(_ from: Int32, _ stream: String, _ client: Int32) {
+        func pump(_ from: Int32, _ stream: String) {
             let t = Thread {
                 let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 32768, alignment: 16)
                 defer { buffer.deallocate() }
@@ -146,19 +155,9 @@ public struct Supervisor: Sendable {
                     let n = read(from, buffer.baseAddress, buffer.count)
                     if n < 0 && errno == EINTR { continue }
                     if n <= 0 { break }
-                    log.write(stream: stream, UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-                    if client >= 0 {
-                        if multiplexed {
-                            let size = UInt32(n)
-                            var frame: [UInt8] = [stream == "stderr" ? 2 : 1, 0, 0, 0, UInt8(size >> 24), UInt8((size >> 16) & 0xff), UInt8((size >> 8) & 0xff), UInt8(size & 0xff)]
-                            frame.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-                            frameLock.lock()
-                            _ = writeAll(client, frame)
-                            frameLock.unlock()
-                        } else {
-                            _ = write(client, buffer.baseAddress, n)
-                        }
-                    }
+                    let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+                    log.write(stream: stream, bytes)
+                    clients.broadcast(stream: stream == "stderr" ? 2 : 1, bytes)
                 }
                 close(from)
             }
@@ -167,22 +166,10 @@ public struct Supervisor: Sendable {
         }
         if master >= 0 {
             close(outPipe[0]); close(errPipe[0])
-            pump(master, "stdout", clientOut)
-            if clientIn >= 0 && c.openStdin {
-                let master = master
-                let input = Thread {
-                    var b = [UInt8](repeating: 0, count: 4096)
-                    while true {
-                        let n = read(clientIn, &b, b.count)
-                        if n <= 0 { break }
-                        _ = write(master, b, n)
-                    }
-                }
-                input.start()
-            }
+            pump(master, "stdout")
         } else {
-            pump(outPipe[0], "stdout", clientOut)
-            pump(errPipe[0], "stderr", clientErr)
+            pump(outPipe[0], "stdout")
+            pump(errPipe[0], "stderr")
         }
 
         // reap everything; the container's init is the one that counts
@@ -217,11 +204,134 @@ public struct Supervisor: Sendable {
             try? Files.writeAtomically(Array("\(c.exitCode ?? 0)\n".utf8), to: engine.exitFile(id), mode: 0o600)
             try? engine.remove(id, force: true)
         }
-        if clientOut >= 0 {
-            // the client sees the end of the stream now (a hijacked connection: shut down, not just our copy closed)
-            shutdown(clientOut, Int32(SHUT_RDWR))
-        }
+        // clients see the end of the stream now (a hijacked connection: shut down, not just our copy closed)
+        listener?.stop()
+        clients.endAll()
         // an attached caller (`run` without -d) takes the container's exit code from ours
         return c.exitCode ?? 0
+    }
+}
+
+/// The clients attached to a container's output (the one that started it, and any that
+/// attach later through the supervisor's socket), and the container's input they share.
+final class AttachedClients: @unchecked Sendable {
+    struct Client { var out: Int32; var err: Int32; var multiplexed: Bool }
+    private let lock = NSLock()
+    private var clients: [Client] = []
+    private var input: Int32
+    let tty: Bool
+
+    init(tty: Bool, input: Int32) {
+        self.tty = tty
+        self.input = input
+    }
+
+    func add(out: Int32, err: Int32, multiplexed: Bool) {
+        lock.lock(); clients.append(Client(out: out, err: err, multiplexed: multiplexed && !tty)); lock.unlock()
+    }
+
+    /// stdout (1) or stderr (2) bytes to every client: docker's frames
+    /// (`[stream, 0, 0, 0, size as big-endian UInt32]` + bytes) to a multiplexed one.
+    func broadcast(stream: UInt8, _ bytes: UnsafeRawBufferPointer) {
+        lock.lock()
+        defer { lock.unlock() }
+        clients.removeAll { c in
+            let ok: Bool
+            if c.multiplexed {
+                let n = UInt32(bytes.count)
+                let frame = [stream, 0, 0, 0, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)] + Array(bytes)
+                ok = frame.withUnsafeBytes { writeAll(c.out, $0) }
+            } else {
+                ok = writeAll(stream == 2 ? c.err : c.out, bytes)
+            }
+            if !ok { shutdown(c.out, Int32(SHUT_RDWR)) }
+            return !ok
+        }
+    }
+
+    /// A client's keystrokes or piped input into the container; with `closesInput`,
+    /// its end is the end of the container's stdin.
+    func forwardInput(from fd: Int32, closesInput: Bool) {
+        Thread { [self] in
+            var b = [UInt8](repeating: 0, count: 32768)
+            while true {
+                let n = read(fd, &b, b.count)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                lock.lock()
+                let target = input
+                lock.unlock()
+                if target < 0 || !b.withUnsafeBytes({ writeAll(target, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }) { break }
+            }
+            if closesInput {
+                lock.lock()
+                if input >= 0 { close(input); input = -1 }
+                lock.unlock()
+            }
+        }.start()
+    }
+
+    func endAll() {
+        lock.lock()
+        for c in clients {
+            shutdown(c.out, Int32(SHUT_RDWR))
+            if c.err != c.out { shutdown(c.err, Int32(SHUT_RDWR)) }
+        }
+        clients = []
+        lock.unlock()
+    }
+}
+
+private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    var off = 0
+    while off < bytes.count {
+        let n = write(fd, bytes.baseAddress! + off, bytes.count - off)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return false }
+        off += n
+    }
+    return true
+}
+
+/// The supervisor's Unix socket where a client attaches to a running container: the
+/// client's own connection comes over it as a descriptor (SCM_RIGHTS) with a line of
+/// options (`stdin=1 mux=1`), and from then on it is one of the container's clients.
+final class AttachListener: @unchecked Sendable {
+    let path: String
+    let fd: Int32
+
+    init?(path: String, clients: AttachedClients, openStdin: Bool) {
+        try? Files.makeDirectories((path as NSString).deletingLastPathComponent, mode: 0o700)
+        unlink(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard fd >= 0, bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { if fd >= 0 { close(fd) }; return nil }
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes) }
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard bound == 0, chmod(path, 0o600) == 0, listen(fd, 16) == 0 else { close(fd); return nil }
+        self.path = path
+        self.fd = fd
+        Thread {
+            while true {
+                let conn = accept(fd, nil, nil)
+                if conn < 0 { if errno == EINTR { continue }; return }
+                var data = [CChar](repeating: 0, count: 128)
+                var length: Int32 = 0
+                let client = berth_recv_fd_data(conn, &data, Int32(data.count), &length)
+                close(conn)
+                guard client >= 0 else { continue }
+                let options = String(decoding: data.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self).split(separator: " ")
+                clients.add(out: client, err: client, multiplexed: options.contains("mux=1"))
+                if openStdin && options.contains("stdin=1") { clients.forwardInput(from: client, closesInput: false) }
+            }
+        }.start()
+    }
+
+    func stop() {
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
+        unlink(path)
     }
 }

@@ -420,19 +420,8 @@ static void load_seccomp(const struct berth_plan *p) {
 /* ---- the process part, shared by init and exec ---- */
 
 static int send_fd(int sock, int fd) {
-    char name[] = "berth-pty";
-    struct iovec iov = {.iov_base = name, .iov_len = sizeof name - 1};
-    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
-    memset(&u, 0, sizeof u);
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    ssize_t n;
-    do { n = sendmsg(sock, &mh, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
-    return n < 0 ? -1 : 0;
+    static const char name[] = "berth-pty";
+    return berth_send_fd(sock, fd, name, (int)sizeof name - 1);
 }
 
 /* Open a pty from the container's devpts, send the master over the console

@@ -298,8 +298,8 @@ void berth_forward_signals(pid_t pid) {
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
 }
 
-int berth_recv_fd(int sock) {
-    char buf[64];
+int berth_recv_fd_data(int sock, char *data, int cap, int *len) {
+    char buf[256];
     struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
     union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof u.b};
@@ -310,7 +310,29 @@ int berth_recv_fd(int sock) {
     if (!c || c->cmsg_type != SCM_RIGHTS) return -EPROTO;
     int fd;
     memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    if (data && len) {
+        int copy = (int)n < cap ? (int)n : cap;
+        memcpy(data, buf, (size_t)copy);
+        *len = copy;
+    }
     return fd;
+}
+
+int berth_recv_fd(int sock) { return berth_recv_fd_data(sock, NULL, 0, NULL); }
+
+int berth_send_fd(int sock, int fd, const char *data, int len) {
+    struct iovec iov = {.iov_base = (void *)data, .iov_len = (size_t)len};
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    ssize_t n;
+    do { n = sendmsg(sock, &mh, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+    return n < 0 ? -1 : 0;
 }
 
 void berth_pty_proxy(int master) {

@@ -338,6 +338,20 @@ func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
                 "berth: \(error)\n".withCString { berth_write_stderr($0) }
                 exit(error.errno == ENOENT ? 127 : error.errno != nil ? 126 : 1)
             }
+        case "attach":
+            let a = Arguments(rest, flags: ["--no-stdin"], values: [])
+            guard a.positional.count == 1 else { fail("attach takes one container\n\(usage)", code: 2) }
+            let c = try engine.container(a.positional[0])
+            var pair: [Int32] = [-1, -1]
+            guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else { throw BerthError.sys("socketpair") }
+            let stdin = !a.flags.contains("--no-stdin") && c.openStdin
+            try engine.attach(c.id, client: pair[1], stdin: stdin, multiplexed: !c.tty)
+            close(pair[1])
+            let raw = c.tty && stdin && isatty(0) != 0 ? RawTerminal() : nil
+            if stdin { forwardStdin(pair[0]) }
+            demultiplex(pair[0], raw: c.tty)
+            raw?.restore()
+            exit(try engine.waitForExit(c.id, timeout: 10) ?? 0)
         case "cp":
             guard rest.count == 2 else { fail("cp takes SOURCE and DESTINATION, one of them CONTAINER:PATH\n\(usage)", code: 2) }
             try copy(rest[0], rest[1], engine: engine)

@@ -22,15 +22,23 @@ usage: berth [--data-root DIR] [--exec-root DIR] COMMAND   (images and container
        berth daemon [-H unix:///PATH] [-H tcp://ADDR:PORT --tlsverify --tlscacert CA --tlscert CERT --tlskey KEY] [--insecure-tcp] [-G GROUP]
                                           the Docker Engine API (\(DockerAPI.version)) on a Unix socket (default EXEC-ROOT/berth.sock, mode 0660);
                                           TCP only with mutual TLS, or with --insecure-tcp (DANGEROUS: root for anyone who connects)
-       berth run [--rm] [-d] [-t] [-i] [--name N] [-e K=V] [-w DIR] [-u USER[:GROUP]] [--entrypoint E] [-h HOST] [--cgroup-parent P] IMAGE [COMMAND…]
+       berth run [--rm] [-d] [-t] [-i] [--name N] [-e K=V] [--env-file F] [-w DIR] [-u USER[:GROUP]] [--entrypoint E] [-h HOST] [--cgroup-parent P]
+                 [-v SRC:DST[:ro]] [--tmpfs DST[:OPTS]] [--read-only] [--ulimit NAME=SOFT[:HARD]] [--cap-add C] [--cap-drop C]
+                 [--security-opt seccomp=FILE|unconfined|no-new-privileges] [--init] [--network none|host] IMAGE [COMMAND…]
            limits: [-m SIZE] [--memory-swap SIZE|-1] [--memory-reservation SIZE] [--cpus N] [-c SHARES] [--cpu-period US]
                    [--cpu-quota US] [--cpuset-cpus LIST] [--pids-limit N]   (docker's rules: swap is memory+swap, --cpus → quota/100 ms)
+                   [--blkio-weight W] [--device-read-bps|--device-write-bps DEV:RATE] [--device-read-iops|--device-write-iops DEV:N]
        berth create [same options] IMAGE [COMMAND…]
        berth start [-a] CONTAINER… / stop [-t SECONDS] CONTAINER… / restart [-t SECONDS] CONTAINER…
        berth kill [-s SIGNAL] CONTAINER… / wait CONTAINER… / inspect CONTAINER…
        berth logs [-f] [--tail N] [-t] CONTAINER   what the container wrote (json-file, rotated at 10 MB, 3 files)
        berth exec [-d] [-i] [-t] [-e K=V] [--env-file F] [-u USER] [-w DIR] [--privileged] CONTAINER COMMAND…
                                           run a command in a running container; its exit code is exec's
+       berth attach [--no-stdin] CONTAINER   the output (and, for -i containers, the input) of a running container
+       berth top CONTAINER / stats [--no-stream] [CONTAINER…] / pause / unpause CONTAINER… / rename CONTAINER NAME
+       berth update [-m SIZE] [--memory-swap SIZE] [--cpus N] [-c SHARES] [--cpuset-cpus LIST] [--pids-limit N] [--blkio-weight W] CONTAINER…
+       berth cp CONTAINER:PATH HOSTPATH|-  /  berth cp HOSTPATH|- CONTAINER:PATH
+       berth events [--since T] [--until T] [-f type=|event=|container=|image=] [--format json]
        berth ps [-a] [-q]                 containers (running; -a: all)
        berth rm [-f] CONTAINER…           remove containers and their writable layers
        berth export [-o FILE] CONTAINER   the container's filesystem as a tar
@@ -163,7 +171,7 @@ case "shim":
     let attached = args.contains("--attached"), multiplexed = args.contains("--multiplexed")
     guard let id = args.dropFirst().last(where: { !$0.hasPrefix("--") }) else { fail("shim: which container?", code: 2) }
     exit(Supervisor(engine: roots.engine, id: id).run(attached: attached, multiplexed: multiplexed))
-case "run", "create", "ps", "rm", "export", "build", "start", "stop", "restart", "kill", "wait", "logs", "inspect", "exec", "top", "stats", "pause", "unpause", "update", "rename", "cp", "events":
+case "run", "create", "ps", "rm", "export", "build", "start", "stop", "restart", "kill", "wait", "logs", "inspect", "exec", "top", "stats", "pause", "unpause", "update", "rename", "cp", "events", "attach":
     containerCommand(args[0], Array(args.dropFirst()), roots: roots)
 case "container":
     guard args.count > 1 else { fail("container: give a command (run, create, ls, rm, export)\n\(usage)", code: 2) }

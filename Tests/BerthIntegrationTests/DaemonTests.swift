@@ -328,4 +328,28 @@ struct DaemonTests {
         let refused = try run(Package.binary("berth"), ["--data-root", d.engine.data, "--exec-root", d.engine.exec + "-2", "daemon", "-H", "tcp://127.0.0.1:0"])
         #expect(refused.code == 2 && refused.stderr.contains("mutual TLS") && refused.stderr.contains("--insecure-tcp"), "\(refused.stderr)")
     }
+
+    @Test("docker attach and berth attach to a running -i container: its output, and their input into it; clients that vanish mid-stream leave the daemon serving")
+    func attachRunning() throws {
+        let d = try DaemonEnvironment()
+        let script = "while read l; do [ \"$l\" = quit ] && exit 5; echo got $l; echo err $l >&2; done"
+        #expect(try d.docker(["run", "-d", "-i", "--name", "talk", "--cgroup-parent", d.engine.cgroupParent, "busybox", "sh", "-c", script]).code == 0)
+        let berthAttach = try run("/bin/sh", ["-c", "(echo one; sleep 0.3) | \(Package.binary("berth")) --data-root \(d.engine.data) --exec-root \(d.engine.exec) attach talk & sleep 1; kill -9 $! 2>/dev/null; wait"])
+        #expect(berthAttach.stdout == "got one\n" && berthAttach.stderr.contains("err one\n"), "\(berthAttach)")
+        let docker = try run("/bin/sh", ["-c", "printf 'two\\nquit\\n' | DOCKER_HOST=\(d.host) DOCKER_CONFIG=\(d.engine.dir)/docker-config \(dockerBinary) attach --sig-proxy=false talk"])
+        #expect(docker.code == 5 && docker.stdout == "got two\n" && docker.stderr == "err two\n", "\(docker)")
+        #expect(try d.docker(["logs", "talk"]).stdout == "got one\ngot two\n")
+
+        // streams whose clients go away: the daemon goes on
+        #expect(try d.docker(["run", "-d", "--name", "chatty", "--cgroup-parent", d.engine.cgroupParent, "busybox", "sh", "-c", "while true; do echo x; sleep 0.05; done"]).code == 0)
+        let followers = try [["logs", "-f", "chatty"], ["events"], ["stats", "chatty"], ["attach", "chatty"]].map { args in
+            try spawn("/usr/bin/env", ["DOCKER_HOST=" + d.host, "DOCKER_CONFIG=" + d.engine.dir + "/docker-config", dockerBinary] + args)
+        }
+        usleep(500_000)
+        for f in followers { kill(f.pid, SIGKILL); _ = f.wait() }
+        #expect(try d.docker(["version", "--format", "{{.Server.Version}}"]).stdout == "0.3.0\n")
+        #expect(try d.docker(["ps", "--format", "{{.Names}}"]).stdout == "chatty\n")
+        #expect(try d.docker(["rm", "-f", "chatty", "talk"]).code == 0)
+        d.engine.expectNoLeaks()
+    }
 }

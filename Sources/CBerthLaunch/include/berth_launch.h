@@ -264,6 +264,10 @@ void berth_forward_signals(pid_t pid);
 
 /* Receive one fd sent with SCM_RIGHTS (the pty master from a console socket). */
 int berth_recv_fd(int sock);
+/* A descriptor with a few bytes beside it (SCM_RIGHTS): the pty master, an attaching client's socket and its options. */
+int berth_send_fd(int sock, int fd, const char *data, int len);
+/* The descriptor (or -errno); up to cap bytes of the data into data, their count into *len. */
+int berth_recv_fd_data(int sock, char *data, int cap, int *len);
 
 /* Proxy a pty master to stdin/stdout until the master hangs up (foreground `run -t`). */
 void berth_pty_proxy(int master);
