@@ -171,7 +171,7 @@ case "shim":
     let attached = args.contains("--attached"), multiplexed = args.contains("--multiplexed")
     guard let id = args.dropFirst().last(where: { !$0.hasPrefix("--") }) else { fail("shim: which container?", code: 2) }
     exit(Supervisor(engine: roots.engine, id: id).run(attached: attached, multiplexed: multiplexed))
-case "run", "create", "ps", "rm", "export", "build", "start", "stop", "restart", "kill", "wait", "logs", "inspect", "exec", "top", "stats", "pause", "unpause", "update", "rename", "cp", "events", "attach":
+case "run", "create", "ps", "rm", "export", "build", "start", "stop", "restart", "kill", "wait", "logs", "inspect", "exec", "stats", "pause", "unpause", "update", "rename", "cp", "events", "attach":
     containerCommand(args[0], Array(args.dropFirst()), roots: roots)
 case "container":
     guard args.count > 1 else { fail("container: give a command (run, create, ls, rm, export)\n\(usage)", code: 2) }
@@ -196,6 +196,9 @@ case "trace":
     do {
         try Tracer(runtime: Runtime(root: a.values["--root"] ?? Runtime.defaultRoot), options: options).run(a.positional)
     } catch { fail("\(error)") }
+case "top" where args.count == 2 && !args[1].hasPrefix("-"):
+    // `top CONTAINER`: its processes, as docker top; `top` alone: the probes' live view
+    containerCommand("top", Array(args.dropFirst()), roots: roots)
 case "top":
     let a = Arguments(Array(args.dropFirst()), flags: ["--json"], values: ["--interval", "--iterations", "--root"])
     guard a.positional.isEmpty else { fail("top takes no arguments\n\(usage)", code: 2) }
