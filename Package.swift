@@ -43,7 +43,7 @@ let package = Package(
         // Engine: containers made from images (writable layer, runtime config, lifecycle).
         .target(name: "BerthEngine", dependencies: ["BerthImage", "BerthRuntime", "BerthOCI", "BerthSecurity", "BerthSys"], exclude: ["README.md"]),
         // The daemon: the Docker Engine API on a Unix socket, over the engine.
-        .target(name: "BerthDaemon", dependencies: ["BerthEngine", "BerthImage", "BerthOCI", "BerthRuntime", "BerthSys", "CBerthTLS"], exclude: ["README.md"]),
+        .target(name: "BerthDaemon", dependencies: ["BerthEngine", "BerthImage", "BerthOCI", "BerthProbes", "BerthRuntime", "BerthSys", "CBerthTLS"], exclude: ["README.md"]),
         .target(name: "BerthRuntime", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "CBerthLaunch"], exclude: ["README.md"]),
         // berth trace / berth top: containers of a runtime root seen through the probes.
         .target(name: "BerthTrace", dependencies: ["BerthSys", "BerthRuntime", "BerthCgroups", "BerthProbes"], exclude: ["README.md"]),

@@ -17,6 +17,8 @@ public final class DockerAPI: @unchecked Sendable {
     private var pendingAttach: [String: (fd: Int32, stdin: Bool)] = [:]
     /// Supervisors this daemon started, reaped by pid (never waitpid(-1): the runtime waits for its own children).
     private var supervisors: Set<pid_t> = []
+    /// `--probes`: eBPF syscall and run-queue figures for /metrics.
+    public var probes: DaemonProbes?
     /// Exec instances by id (docker keeps them in memory too).
     var execs: [String: ExecInstance] = [:]
 

@@ -54,6 +54,7 @@ extension DockerAPI {
             v.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
         }
         func number(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v) }
+        var labelled: [(id: String, labels: String)] = []
         let all = engine.containers()
         var counts: [String: Int] = ["created": 0, "running": 0, "paused": 0, "exited": 0]
         for container in all {
@@ -61,6 +62,7 @@ extension DockerAPI {
             counts[status.hasSuffix("(Paused)") ? "paused" : container.status.rawValue, default: 0] += 1
             guard container.status == .running, let s = try? engine.stats(container.id) else { continue }
             let labels = "id=\"/\(escape(container.id))\",name=\"\(escape(container.name))\",image=\"\(escape(container.imageName))\""
+            labelled.append((container.id, labels))
             func add(_ f: Int, _ v: Double, _ extra: String = "") {
                 families[f].samples.append("\(families[f].name){\(labels)\(extra)} \(number(v))")
             }
@@ -109,6 +111,6 @@ extension DockerAPI {
             text += "# HELP \(f.name) \(f.help)\n# TYPE \(f.name) \(f.type)\n"
             for sample in f.samples { text += sample + "\n" }
         }
-        return text
+        return text + (probes?.metrics(labelled) ?? "")
     }
 }

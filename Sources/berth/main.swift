@@ -19,9 +19,11 @@ usage: berth [--data-root DIR] [--exec-root DIR] COMMAND   (images and container
        berth -H unix:///PATH|tcp://ADDR:PORT [--tlsverify --tlscacert CA --tlscert CERT --tlskey KEY] COMMAND
                                           the same commands through a daemon's API (also BERTH_HOST): ps, images, inspect, run, create,
                                           start, stop, restart, kill, rm, pause, unpause, rename, wait, logs, exec, top, stats, pull
-       berth daemon [-H unix:///PATH] [-H tcp://ADDR:PORT --tlsverify --tlscacert CA --tlscert CERT --tlskey KEY] [--insecure-tcp] [-G GROUP]
+       berth daemon [-H unix:///PATH] [-H tcp://ADDR:PORT --tlsverify --tlscacert CA --tlscert CERT --tlskey KEY] [--insecure-tcp] [-G GROUP] [--probes]
                                           the Docker Engine API (\(DockerAPI.version)) on a Unix socket (default EXEC-ROOT/berth.sock, mode 0660);
-                                          TCP only with mutual TLS, or with --insecure-tcp (DANGEROUS: root for anyone who connects)
+                                          TCP only with mutual TLS, or with --insecure-tcp (DANGEROUS: root for anyone who connects);
+                                          GET /metrics: per-container figures (cAdvisor's names), with --probes also eBPF syscall
+                                          counts and latency histograms and run-queue latency
        berth run [--rm] [-d] [-t] [-i] [--name N] [-e K=V] [--env-file F] [-w DIR] [-u USER[:GROUP]] [--entrypoint E] [-h HOST] [--cgroup-parent P]
                  [-v SRC:DST[:ro]] [--tmpfs DST[:OPTS]] [--read-only] [--ulimit NAME=SOFT[:HARD]] [--cap-add C] [--cap-drop C]
                  [--security-opt seccomp=FILE|unconfined|no-new-privileges] [--init] [--network none|host] IMAGE [COMMAND…]
@@ -127,7 +129,7 @@ case "image":
     guard args.count > 1 else { fail("image: give a command (ls, inspect, tag, rm, prune, load, save, import)\n\(usage)", code: 2) }
     imageCommand(args[1], Array(args.dropFirst(2)), roots: roots)
 case "daemon":
-    let a = Arguments(Array(args.dropFirst()), flags: ["--tlsverify", "--insecure-tcp"],
+    let a = Arguments(Array(args.dropFirst()), flags: ["--tlsverify", "--insecure-tcp", "--probes"],
                       values: ["--host", "--group", "--tlscacert", "--tlscert", "--tlskey"], aliases: ["-H": "--host", "-G": "--group"])
     let hosts = a.lists["--host"] ?? ["unix://\(roots.exec)/berth.sock"]
     let unixHosts = hosts.filter { $0.hasPrefix("unix://") }, tcpHosts = hosts.filter { $0.hasPrefix("tcp://") }
@@ -151,6 +153,7 @@ case "daemon":
         try Files.makeDirectories(roots.exec, mode: 0o711)
         try roots.engine.images.prepare()
         let api = DockerAPI(engine: roots.engine)
+        if a.flags.contains("--probes") { api.probes = try DaemonProbes(engine: roots.engine) }
         let handler: HTTPServer.Handler = { request, connection in api.handle(request, connection) }
         let server = try HTTPServer(unixSocket: path, mode: 0o660, group: group, handler: handler)
         signal(SIGPIPE, SIG_IGN)

@@ -352,4 +352,26 @@ struct DaemonTests {
         #expect(try d.docker(["rm", "-f", "chatty", "talk"]).code == 0)
         d.engine.expectNoLeaks()
     }
+
+    @Test("daemon --probes: /metrics adds each container's syscall count, syscall latency and run-queue histograms from eBPF",
+          .enabled(if: Host.hasBTF, "needs BTF for the probes"))
+    func probeMetrics() throws {
+        let d = try DaemonEnvironment(extra: ["--probes"])
+        #expect(try d.docker(["run", "-d", "--name", "busy", "--cgroup-parent", d.engine.cgroupParent, "busybox", "sh", "-c",
+                              "while true; do cat /etc/hostname > /dev/null; done"]).code == 0)
+        var count = 0
+        for _ in 0..<100 where count < 1000 {
+            usleep(100_000)
+            let metrics = try d.get("/metrics")
+            let line = metrics.split(separator: "\n").first { $0.hasPrefix("berth_syscalls_total{") && $0.contains("name=\"busy\"") }
+            count = line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+            if count >= 1000 {
+                #expect(metrics.contains("# TYPE berth_syscall_latency_seconds histogram"))
+                #expect(metrics.contains("berth_syscall_latency_seconds_bucket{") && metrics.contains("le=\"+Inf\"}"))
+            }
+        }
+        #expect(count >= 1000, "syscalls counted for the container: \(count)")
+        #expect(try d.docker(["rm", "-f", "busy"]).code == 0)
+        d.engine.expectNoLeaks()
+    }
 }
