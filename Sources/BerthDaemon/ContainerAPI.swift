@@ -14,32 +14,11 @@ extension DockerAPI {
         var Processes: [[String]]
     }
 
-    struct UpdateBody: Decodable {
-        var Memory: Int64?
-        var MemorySwap: Int64?
-        var MemoryReservation: Int64?
-        var NanoCpus: Int64?
-        var CpuShares: UInt64?
-        var CpuPeriod: UInt64?
-        var CpuQuota: Int64?
-        var CpusetCpus: String?
-        var PidsLimit: Int64?
-        var BlkioWeight: UInt16?
-    }
-
     func update(_ r: HTTPRequest, _ c: HTTPConnection, _ id: String) throws(APIError) {
-        let b: UpdateBody
-        do { b = try JSONDecoder().decode(UpdateBody.self, from: Data(r.body)) } catch { throw APIError(400, "malformed update: \(error)") }
+        let b: CreateBody.HostConfig
+        do { b = try JSONDecoder().decode(CreateBody.HostConfig.self, from: Data(r.body)) } catch { throw APIError(400, "malformed update: \(error)") }
         do {
-            let blockIO = try DockerFlags.blockIO(weight: b.BlkioWeight, readBps: [], writeBps: [], readIOPS: [], writeIOPS: [])
-            guard let resources = try DockerFlags.resources(
-                memory: b.Memory.flatMap { $0 > 0 ? $0 : nil }, memorySwap: b.MemorySwap.flatMap { $0 != 0 ? $0 : nil },
-                memoryReservation: b.MemoryReservation.flatMap { $0 > 0 ? $0 : nil },
-                cpus: b.NanoCpus.flatMap { $0 > 0 ? Double($0) / 1e9 : nil }, cpuShares: b.CpuShares,
-                cpuPeriod: b.CpuPeriod.flatMap { $0 > 0 ? $0 : nil }, cpuQuota: b.CpuQuota.flatMap { $0 > 0 ? $0 : nil },
-                cpusetCpus: b.CpusetCpus.flatMap { $0.isEmpty ? nil : $0 }, pidsLimit: b.PidsLimit.flatMap { $0 != 0 ? $0 : nil }, blockIO: blockIO)
-            else { return c.json(200, ["Warnings": [String]()]) }
-            try engine.update(id, resources)
+            if let resources = try resources(b) { try engine.update(id, resources) }
         } catch { throw APIError(400, error.description) }
         c.json(200, ["Warnings": [String]()])
     }
@@ -142,20 +121,6 @@ extension DockerAPI {
             var Labels: [String: String] = [:]
             var Containers: Int
         }
-        struct ContainerUsage: Encodable {
-            var Id: String
-            var Names: [String]
-            var Image: String
-            var ImageID: String
-            var Command: String
-            var Created: Int
-            var State: String
-            var Status: String
-            var SizeRw: Int64
-            var SizeRootFs: Int64
-            var Mounts: [String] = []
-            var Labels: [String: String] = [:]
-        }
         struct VolumeUsage: Encodable {
             struct Data: Encodable { var Size: Int64; var RefCount: Int }
             var Name: String
@@ -168,7 +133,7 @@ extension DockerAPI {
         }
         var LayersSize: Int64
         var Images: [ImageUsage]
-        var Containers: [ContainerUsage]
+        var Containers: [ContainerSummary]
         var Volumes: [VolumeUsage]
         var BuildCache: [String] = []
     }
@@ -187,11 +152,10 @@ extension DockerAPI {
                                         Containers: containers.filter { $0.image == r.id }.count)
         }
         let list = containers.map { c in
-            let size = engine.sizeRw(c)
-            return DiskUsage.ContainerUsage(Id: c.id, Names: ["/" + c.name], Image: c.imageName, ImageID: c.image.description,
-                                            Command: c.command.joined(separator: " "), Created: unixTime(c.created), State: c.status.rawValue,
-                                            Status: engine.statusText(c), SizeRw: size,
-                                            SizeRootFs: size + (records.first { $0.id == c.image }?.size ?? 0))
+            var s = summary(c)
+            s.SizeRw = engine.sizeRw(c)
+            s.SizeRootFs = s.SizeRw! + (records.first { $0.id == c.image }?.size ?? 0)
+            return s
         }
         let volumes = engine.volumes().map { v in
             DiskUsage.VolumeUsage(Name: v.name, Mountpoint: v.path, UsageData: .init(Size: v.size, RefCount: v.containers))

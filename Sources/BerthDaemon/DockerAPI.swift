@@ -143,15 +143,20 @@ public final class DockerAPI: @unchecked Sendable {
         var Ports: [String] = []
         var Labels: [String: String] = [:]
         var Mounts: [String] = []
+        /// system df only: the writable layer's bytes, and those with the image's.
+        var SizeRw: Int64?
+        var SizeRootFs: Int64?
+    }
+
+    func summary(_ c: EngineContainer) -> ContainerSummary {
+        let status = engine.statusText(c)
+        return ContainerSummary(Id: c.id, Names: ["/" + c.name], Image: c.imageName, ImageID: c.image.description,
+                                Command: c.command.joined(separator: " "), Created: unixTime(c.created),
+                                State: status.hasSuffix("(Paused)") ? "paused" : c.status.rawValue, Status: status)
     }
 
     func containerList(all: Bool) -> [ContainerSummary] {
-        engine.containers().filter { all || $0.status == .running }.map { c in
-            let status = engine.statusText(c)
-            return ContainerSummary(Id: c.id, Names: ["/" + c.name], Image: c.imageName, ImageID: c.image.description,
-                                    Command: c.command.joined(separator: " "), Created: unixTime(c.created),
-                                    State: status.hasSuffix("(Paused)") ? "paused" : c.status.rawValue, Status: status)
-        }
+        engine.containers().filter { all || $0.status == .running }.map(summary)
     }
 
     struct CreateBody: Decodable {
@@ -244,16 +249,7 @@ public final class DockerAPI: @unchecked Sendable {
                 options.ulimits = try (h.Ulimits ?? []).map { (u) throws(BerthError) in
                     try Ulimit.parse("\(u.Name)=\(u.Soft < 0 ? "-1" : String(u.Soft)):\(u.Hard < 0 ? "-1" : String(u.Hard))")
                 }
-                func devices(_ list: [CreateBody.ThrottleBody]?) -> [String] { (list ?? []).map { "\($0.Path):\($0.Rate)" } }
-                let blockIO = try DockerFlags.blockIO(weight: h.BlkioWeight, readBps: devices(h.BlkioDeviceReadBps), writeBps: devices(h.BlkioDeviceWriteBps),
-                                                      readIOPS: devices(h.BlkioDeviceReadIOps), writeIOPS: devices(h.BlkioDeviceWriteIOps))
-                options.resources = try DockerFlags.resources(memory: h.Memory, memorySwap: h.MemorySwap.flatMap { $0 != 0 ? $0 : nil },
-                                                              memoryReservation: h.MemoryReservation.flatMap { $0 > 0 ? $0 : nil },
-                                                              cpus: h.NanoCpus.flatMap { $0 > 0 ? Double($0) / 1e9 : nil },
-                                                              cpuShares: h.CpuShares, cpuPeriod: h.CpuPeriod.flatMap { $0 > 0 ? $0 : nil },
-                                                              cpuQuota: h.CpuQuota.flatMap { $0 > 0 ? $0 : nil },
-                                                              cpusetCpus: h.CpusetCpus.flatMap { $0.isEmpty ? nil : $0 }, pidsLimit: h.PidsLimit,
-                                                              blockIO: blockIO)
+                options.resources = try resources(h)
             } catch { throw APIError(400, error.description) }
         }
         do {
@@ -262,6 +258,19 @@ public final class DockerAPI: @unchecked Sendable {
         } catch {
             throw APIError.from(error)
         }
+    }
+
+    /// A HostConfig's limits (create and update) in the runtime spec's terms; 0 means unset, as in docker.
+    func resources(_ h: CreateBody.HostConfig) throws(BerthError) -> Resources? {
+        func devices(_ list: [CreateBody.ThrottleBody]?) -> [String] { (list ?? []).map { "\($0.Path):\($0.Rate)" } }
+        let blockIO = try DockerFlags.blockIO(weight: h.BlkioWeight, readBps: devices(h.BlkioDeviceReadBps), writeBps: devices(h.BlkioDeviceWriteBps),
+                                              readIOPS: devices(h.BlkioDeviceReadIOps), writeIOPS: devices(h.BlkioDeviceWriteIOps))
+        return try DockerFlags.resources(memory: h.Memory.flatMap { $0 > 0 ? $0 : nil }, memorySwap: h.MemorySwap.flatMap { $0 != 0 ? $0 : nil },
+                                         memoryReservation: h.MemoryReservation.flatMap { $0 > 0 ? $0 : nil },
+                                         cpus: h.NanoCpus.flatMap { $0 > 0 ? Double($0) / 1e9 : nil }, cpuShares: h.CpuShares,
+                                         cpuPeriod: h.CpuPeriod.flatMap { $0 > 0 ? $0 : nil }, cpuQuota: h.CpuQuota.flatMap { $0 > 0 ? $0 : nil },
+                                         cpusetCpus: h.CpusetCpus.flatMap { $0.isEmpty ? nil : $0 }, pidsLimit: h.PidsLimit.flatMap { $0 != 0 ? $0 : nil },
+                                         blockIO: blockIO)
     }
 
     func container(_ r: HTTPRequest, _ c: HTTPConnection, id ref: String, action: String) throws(APIError) {

@@ -120,34 +120,16 @@ public final class HTTPServer: @unchecked Sendable {
 
     public init(unixSocket path: String, mode: mode_t, group: gid_t?, handler: @escaping Handler) throws(BerthError) {
         self.handler = handler
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .sys("socket") }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { close(fd); throw BerthError("socket path is too long", path: path) }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
-        unlink(path)
-        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } } == 0
-        guard ok else { let e = errno; close(fd); throw .sys("bind", path: path, errno: e) }
-        chmod(path, mode)
-        if let group { chown(path, 0, group) }
-        guard listen(fd, 128) == 0 else { let e = errno; close(fd); throw .sys("listen", path: path, errno: e) }
+        let fd = try UnixSocket.listen(path, mode: mode, group: group)
         listener = fd
     }
 
     /// Accepts connections until the listener is closed.
     public func serve() {
-        while true {
-            let conn = accept(listener, nil, nil)
-            if conn < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                return
-            }
-            _ = fcntl(conn, F_SETFD, FD_CLOEXEC)
+        UnixSocket.acceptLoop(listener) { [handler] conn in
             var tv = timeval(tv_sec: 300, tv_usec: 0)
             setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            let thread = Thread { [handler] in HTTPServer.handle(conn, handler) }
+            let thread = Thread { HTTPServer.handle(conn, handler) }
             thread.stackSize = 1 << 20
             thread.start()
         }

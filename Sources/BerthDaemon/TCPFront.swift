@@ -57,19 +57,13 @@ public final class TCPFront: @unchecked Sendable {
     public func start(tls: TLS?, backend: String, handler: @escaping HTTPServer.Handler) {
         let listener = self.listener
         let thread = Thread {
-            while true {
-                let conn = accept(listener, nil, nil)
-                if conn < 0 {
-                    if errno == EINTR || errno == ECONNABORTED { continue }
-                    return
-                }
-                _ = fcntl(conn, F_SETFD, FD_CLOEXEC)
+            UnixSocket.acceptLoop(listener) { conn in
                 var one: Int32 = 1
                 setsockopt(conn, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
                 let worker = Thread {
                     guard let tls else { return HTTPServer.handle(conn, handler) }
                     defer { close(conn) }
-                    guard let unix = try? connectUnix(backend) else { return }
+                    guard let unix = try? UnixSocket.connect(backend) else { return }
                     defer { close(unix) }
                     var err = [CChar](repeating: 0, count: 512)
                     _ = berth_tls_proxy(tls.server, conn, unix, &err, Int32(err.count))
@@ -80,17 +74,4 @@ public final class TCPFront: @unchecked Sendable {
         }
         thread.start()
     }
-}
-
-func connectUnix(_ path: String) throws(BerthError) -> Int32 {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { throw .sys("socket") }
-    var addr = sockaddr_un()
-    addr.sun_family = sa_family_t(AF_UNIX)
-    let bytes = Array(path.utf8)
-    guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { close(fd); throw BerthError("socket path too long", path: path) }
-    withUnsafeMutableBytes(of: &addr.sun_path) { raw in raw.copyBytes(from: bytes) }
-    let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-    guard ok == 0 else { let e = errno; close(fd); throw .sys("connect", path: path, errno: e) }
-    return fd
 }

@@ -256,14 +256,9 @@ public struct Engine: Sendable {
         let c = refreshed(try container(ref))
         guard c.status == .running else { throw BerthError("container \(c.name) is not running") }
         let path = attachSocket(c.id)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd: Int32
+        do { fd = try UnixSocket.connect(path) } catch { throw BerthError("attach to \(c.name): its supervisor's socket: \(error)") }
         defer { close(fd) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes.prefix($0.count - 1)) }
-        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        guard ok == 0 else { throw BerthError("attach to \(c.name): its supervisor's socket", path: path, errno: errno) }
         let options = (stdin ? "stdin=1" : "stdin=0") + (multiplexed ? " mux=1" : " mux=0")
         guard berth_send_fd(fd, client, options, Int32(options.utf8.count)) == 0 else { throw BerthError.sys("attach to \(c.name): send the connection") }
         // the supervisor has it once the message is read: wait for it to close its end
@@ -350,32 +345,12 @@ public struct Engine: Sendable {
         if let tail { entries = Array(entries.suffix(max(0, tail))) }
         entries.forEach(emit)
         guard follow else { return }
-        var offset: Int64 = {
-            var st = stat()
-            return stat(path, &st) == 0 ? Int64(st.st_size) : 0
-        }()
-        var pending: [UInt8] = []
+        var st = stat()
         let decoder = JSONDecoder()
-        while true {
-            let running = refreshed((try? load(c.id)) ?? c).status == .running
-            var st = stat()
-            if stat(path, &st) == 0 {
-                if Int64(st.st_size) < offset { offset = 0 }   // rotated
-                if Int64(st.st_size) > offset, let fd = try? FileDescriptor(open: path, flags: O_RDONLY) {
-                    var buffer = [UInt8](repeating: 0, count: Int(Int64(st.st_size) - offset))
-                    let n = pread(fd.rawValue, &buffer, buffer.count, off_t(offset))
-                    if n > 0 {
-                        offset += Int64(n)
-                        pending += buffer[0..<n]
-                        while let nl = pending.firstIndex(of: 10) {
-                            if let e = try? decoder.decode(ContainerLog.Entry.self, from: Data(pending[..<nl])) { emit(e) }
-                            pending.removeSubrange(...nl)
-                        }
-                    }
-                }
-            }
-            if !running { return }
-            usleep(50_000)
+        followLines(path, from: stat(path, &st) == 0 ? Int64(st.st_size) : 0,
+                    stop: { refreshed((try? load(c.id)) ?? c).status != .running }) { line in
+            if let e = try? decoder.decode(ContainerLog.Entry.self, from: Data(line)) { emit(e) }
+            return true
         }
     }
 

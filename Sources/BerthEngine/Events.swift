@@ -94,7 +94,6 @@ public enum Events {
             return e.matches(filters)
         }
         var offset: Int64 = 0
-        var pending: [UInt8] = []
         // the past (only when asked for: docker streams from now on without --since)
         if since != nil {
             for name in [file + ".1", file] {
@@ -111,28 +110,10 @@ public enum Events {
             offset = stat(file, &st) == 0 ? Int64(st.st_size) : 0
         }
         guard follow else { return }
-        while !stop() {
-            if let untilNano, Int64(Date().timeIntervalSince1970 * 1e9) > untilNano { return }
-            var st = stat()
-            if stat(file, &st) == 0 {
-                if Int64(st.st_size) < offset { offset = 0 }   // rotated
-                if Int64(st.st_size) > offset, let fd = try? FileDescriptor(open: file, flags: O_RDONLY) {
-                    var buffer = [UInt8](repeating: 0, count: Int(Int64(st.st_size) - offset))
-                    let n = pread(fd.rawValue, &buffer, buffer.count, off_t(offset))
-                    if n > 0 {
-                        offset += Int64(n)
-                        pending += buffer[0..<n]
-                        while let nl = pending.firstIndex(of: 10) {
-                            if let e = try? decoder.decode(EngineEvent.self, from: Data(pending[..<nl])), wanted(e) {
-                                if let untilNano, e.timeNano > untilNano { return }
-                                if !emit(e) { return }
-                            }
-                            pending.removeSubrange(...nl)
-                        }
-                    }
-                }
-            }
-            usleep(50_000)
+        followLines(file, from: offset, stop: { stop() || untilNano.map { Int64(Date().timeIntervalSince1970 * 1e9) > $0 } ?? false }) { line in
+            guard let e = try? decoder.decode(EngineEvent.self, from: Data(line)), wanted(e) else { return true }
+            if let untilNano, e.timeNano > untilNano { return false }
+            return emit(e)
         }
     }
 }

@@ -302,26 +302,16 @@ final class AttachListener: @unchecked Sendable {
 
     init?(path: String, clients: AttachedClients, openStdin: Bool) {
         try? Files.makeDirectories((path as NSString).deletingLastPathComponent, mode: 0o700)
-        unlink(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard fd >= 0, bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { if fd >= 0 { close(fd) }; return nil }
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes) }
-        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        guard bound == 0, chmod(path, 0o600) == 0, listen(fd, 16) == 0 else { close(fd); return nil }
+        guard let fd = try? UnixSocket.listen(path, mode: 0o600, backlog: 16) else { return nil }
         self.path = path
         self.fd = fd
         Thread {
-            while true {
-                let conn = accept(fd, nil, nil)
-                if conn < 0 { if errno == EINTR { continue }; return }
+            UnixSocket.acceptLoop(fd) { conn in
                 var data = [CChar](repeating: 0, count: 128)
                 var length: Int32 = 0
                 let client = berth_recv_fd_data(conn, &data, Int32(data.count), &length)
                 close(conn)
-                guard client >= 0 else { continue }
+                guard client >= 0 else { return }
                 let options = String(decoding: data.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self).split(separator: " ")
                 clients.add(out: client, err: client, multiplexed: options.contains("mux=1"))
                 if openStdin && options.contains("stdin=1") { clients.forwardInput(from: client, closesInput: false) }

@@ -136,3 +136,79 @@ public enum Files {
         return String(cString: resolved)
     }
 }
+
+/// Unix stream sockets: the daemon's clients, the supervisors' attach sockets.
+public enum UnixSocket {
+    /// A connected socket (close-on-exec) to `path`.
+    public static func connect(_ path: String) throws(BerthError) -> Int32 {
+        try open(path) { fd, addr, size in Glibc.connect(fd, addr, size) == 0 ? nil : "connect" }
+    }
+
+    /// A listening socket at `path` (any old file there is replaced), with `mode`.
+    public static func listen(_ path: String, mode: mode_t, group: gid_t? = nil, backlog: Int32 = 128) throws(BerthError) -> Int32 {
+        unlink(path)
+        return try open(path) { fd, addr, size in
+            if bind(fd, addr, size) != 0 { return "bind" }
+            if chmod(path, mode) != 0 { return "chmod" }
+            if let group, chown(path, 0, group) != 0 { return "chown" }
+            return Glibc.listen(fd, backlog) == 0 ? nil : "listen"
+        }
+    }
+
+    /// A socket with `path`'s address; `use` says which call failed (nil: none did).
+    private static func open(_ path: String, _ use: (Int32, UnsafePointer<sockaddr>, socklen_t) -> String?) throws(BerthError) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .sys("socket") }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { close(fd); throw BerthError("socket path too long (107 bytes at most)", path: path) }
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes) }
+        let failed = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { use(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        if let failed { let e = errno; close(fd); throw .sys(failed, path: path, errno: e) }
+        return fd
+    }
+
+    /// Accepts on `listener` until it is shut down, handing each connection (close-on-exec) to `body`.
+    public static func acceptLoop(_ listener: Int32, _ body: (Int32) -> Void) {
+        while true {
+            let conn = accept(listener, nil, nil)
+            if conn < 0 {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                return
+            }
+            _ = fcntl(conn, F_SETFD, FD_CLOEXEC)
+            body(conn)
+        }
+    }
+}
+
+/// Follows a file that grows (a container's json log, the event log): hands each
+/// complete line written after `offset` to `line`, starting over when the file
+/// shrinks (rotated), until `stop` says so (asked before each read, so what was
+/// written before it said so is still read) or `line` returns false.
+public func followLines(_ path: String, from offset: Int64, every microseconds: UInt32 = 50_000, stop: () -> Bool, _ line: ([UInt8]) -> Bool) {
+    var offset = offset
+    var pending: [UInt8] = []
+    while true {
+        let last = stop()
+        var st = stat()
+        if stat(path, &st) == 0 {
+            if Int64(st.st_size) < offset { offset = 0; pending = [] }
+            if Int64(st.st_size) > offset, let fd = try? FileDescriptor(open: path, flags: O_RDONLY) {
+                var buffer = [UInt8](repeating: 0, count: Int(Int64(st.st_size) - offset))
+                let n = pread(fd.rawValue, &buffer, buffer.count, off_t(offset))
+                if n > 0 {
+                    offset += Int64(n)
+                    pending += buffer[0..<n]
+                    while let nl = pending.firstIndex(of: 10) {
+                        if !line(Array(pending[..<nl])) { return }
+                        pending.removeSubrange(...nl)
+                    }
+                }
+            }
+        }
+        if last { return }
+        usleep(microseconds)
+    }
+}

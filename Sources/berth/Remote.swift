@@ -19,7 +19,7 @@ struct RemoteHost {
     /// socketpair whose other end a thread carries through TLS (so HTTP and hijacked
     /// streams are plain bytes on a descriptor either way).
     func connect() throws(BerthError) -> Int32 {
-        if address.hasPrefix("unix://") { return try connectUnixSocket(String(address.dropFirst(7))) }
+        if address.hasPrefix("unix://") { return try UnixSocket.connect(String(address.dropFirst(7))) }
         guard address.hasPrefix("tcp://"), let colon = address.lastIndex(of: ":"),
               let port = UInt16(address[address.index(after: colon)...]) else {
             throw BerthError("--host \(address): want unix:///PATH or tcp://ADDRESS:PORT")
@@ -185,19 +185,6 @@ final class ResponseReader {
         }
         return out
     }
-}
-
-func connectUnixSocket(_ path: String) throws(BerthError) -> Int32 {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { throw .sys("socket") }
-    var addr = sockaddr_un()
-    addr.sun_family = sa_family_t(AF_UNIX)
-    let bytes = Array(path.utf8)
-    guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { close(fd); throw BerthError("socket path too long", path: path) }
-    withUnsafeMutableBytes(of: &addr.sun_path) { raw in raw.copyBytes(from: bytes) }
-    let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-    guard ok == 0 else { let e = errno; close(fd); throw BerthError("connect to the daemon", path: path, errno: e) }
-    return fd
 }
 
 /// Splits docker's multiplexed frames onto stdout and stderr (or copies a raw tty stream to stdout).
