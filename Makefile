@@ -59,7 +59,7 @@ test-v2:
 	else \
 	  $(VM_RUN) --setup >/dev/null || true; \
 	  echo "cgroup v2 suite: the test bundle inside the v2-only guest (software emulation, a few minutes)"; \
-	  status=0; $(VM_RUN) -t 1500 -e BERTH_TEST_EMULATED=1 "$(CURDIR)" '.build/debug/berthPackageTests.xctest --testing-library swift-testing' || status=$$?; \
+	  status=0; $(VM_RUN) -t 2700 -e BERTH_TEST_EMULATED=1 "$(CURDIR)" '.build/debug/berthPackageTests.xctest --testing-library swift-testing' || status=$$?; \
 	  if [ $$status -eq 125 ] || [ $$status -eq 124 ]; then \
 	    echo "=================================================================="; \
 	    echo "cgroup v2 suite NOT RUN: the guest did not start or timed out (status $$status)"; \

@@ -112,6 +112,17 @@ public struct FSCgroupManager: CgroupManager {
         }
         if let pids = resources.pids { try V1Pids.apply(pids, to: try dir("pids", for: "pids")) }
         if let io = resources.blockIO { try V1Blkio.apply(io, to: try dir("blkio", for: "blockIO")) }
+        if let limits = resources.hugepageLimits, !limits.isEmpty {
+            // a hybrid host may offer hugetlb only in its v2 root, which is not berth's to change
+            guard let d = v1Directory(for: "hugetlb") else {
+                throw BerthError("linux.resources.hugepageLimits: the hugetlb controller is not mounted as v1 on this host, and enabling it in the v2 root would change a cgroup berth did not create")
+            }
+            for l in limits { try CgroupDirectory(d).write("hugetlb.\(l.pageSize).limit_in_bytes", String(l.limit)) }
+        }
+        if let network = resources.network {
+            if let classID = network.classID { try dir("net_cls", for: "network.classID").write("net_cls.classid", String(classID)) }
+            for p in network.priorities ?? [] { try dir("net_prio", for: "network.priorities").write("net_prio.ifpriomap", "\(p.name) \(p.priority)") }
+        }
         if let unified = resources.unified, !unified.isEmpty {
             guard layout.mode == .unified, let v2Directory else {
                 throw BerthError("linux.resources.unified: raw cgroup v2 keys need a unified (v2-only) host; this one is \(layout.mode.rawValue)")
@@ -142,7 +153,13 @@ public struct FSCgroupManager: CgroupManager {
         }
         if resources.pids != nil { needed.append("pids") }
         if resources.blockIO != nil { needed.append("io") }
+        if !(resources.hugepageLimits ?? []).isEmpty { needed.append("hugetlb") }
         if !needed.isEmpty { try enableControllers(needed, below: dir.path) }
+        for l in resources.hugepageLimits ?? [] { try dir.write("hugetlb.\(l.pageSize).max", String(l.limit)) }
+        if resources.network != nil {
+            // cgroup v2 has no net_cls or net_prio (runc and crun say the same and go on)
+            warn("linux.resources.network: NOT ENFORCED: classID and priorities are cgroup v1 controllers; this host is v2-only")
+        }
         if let memory = resources.memory { try V2Memory.apply(memory, to: dir, warn: warn) }
         if let cpu = resources.cpu { try V2CPU.apply(cpu, to: dir, warn: warn) }
         if let pids = resources.pids { try V2PidsIO.apply(pids, to: dir) }

@@ -108,6 +108,35 @@ extension DockerAPI {
         }
     }
 
+    /// GET /volumes, POST /volumes/create, GET and DELETE /volumes/{name}, POST /volumes/prune.
+    func volumes(_ r: HTTPRequest, _ c: HTTPConnection, _ parts: [String]) throws(APIError) {
+        func api(_ error: BerthError) -> APIError {
+            error.description.contains("in use") ? APIError(409, error.description) : APIError.from(error)
+        }
+        switch (r.method, parts.count > 1 ? parts[1] : "") {
+        case ("GET", ""):
+            var list: [VolumeInspect] = []
+            for v in engine.volumes() { if let i = try? engine.volume(v.name) { list.append(i) } }
+            c.json(200, VolumeList(Volumes: list))
+        case ("POST", "create"):
+            let name = ((try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: Any])?["Name"] as? String
+            do { c.json(201, try engine.createVolume(name.flatMap { $0.isEmpty ? nil : $0 })) } catch { throw api(error) }
+        case ("POST", "prune"):
+            let result = engine.pruneVolumes(all: (r.query["filters"] ?? "").contains("\"all\""))
+            c.json(200, VolumePrune(VolumesDeleted: result.names, SpaceReclaimed: result.bytes))
+        case ("GET", let name):
+            do { c.json(200, try engine.volume(name)) } catch { throw api(error) }
+        case ("DELETE", let name):
+            do { try engine.removeVolume(name) } catch { throw api(error) }
+            c.respond(204)
+        default:
+            throw APIError(404, "page not found: \(r.method) \(r.path)")
+        }
+    }
+
+    struct VolumeList: Encodable { var Volumes: [VolumeInspect]; var Warnings: [String] = [] }
+    struct VolumePrune: Encodable { var VolumesDeleted: [String]; var SpaceReclaimed: Int64 }
+
     struct DiskUsage: Encodable {
         struct ImageUsage: Encodable {
             var Id: String

@@ -63,13 +63,15 @@ public final class DockerAPI: @unchecked Sendable {
             case (_, "exec", 3): try exec(r, c, id: parts[1], action: parts[2])
             case ("GET", "images", 2) where parts[1] == "json": c.json(200, try imageList())
             case ("GET", "events", 1): events(r, c)
+            case (_, "volumes", _): try volumes(r, c, parts)
             case ("GET", "system", 2) where parts[1] == "df": c.json(200, try systemDF())
             case ("GET", "metrics", 1): metrics(c)
             case ("POST", "images", 2) where parts[1] == "create": try pull(r, c)
             case ("POST", "images", 2) where parts[1] == "load": try load(r, c)
             case ("GET", "images", 2) where parts[1] == "get": try save(r.query["names"].map { [$0] } ?? [], c)
-            case (_, "images", _) where parts.count >= 3: try image(r, c, name: parts[1..<(parts.count - 1)].joined(separator: "/"), action: parts.last!)
+            // DELETE first: a name with a registry host has slashes of its own (127.0.0.1:5000/a/b:1)
             case ("DELETE", "images", _) where parts.count >= 2: try removeImage(r, c, name: parts[1...].joined(separator: "/"))
+            case (_, "images", _) where parts.count >= 3: try image(r, c, name: parts[1..<(parts.count - 1)].joined(separator: "/"), action: parts.last!)
             default: throw APIError(404, "page not found: \(r.method) \(r.path)")
             }
         } catch {
@@ -389,7 +391,7 @@ public final class DockerAPI: @unchecked Sendable {
     }
 
     func removeContainer(_ r: HTTPRequest, _ c: HTTPConnection, id: String) throws(APIError) {
-        do { try engine.remove(id, force: r.flag("force")) } catch {
+        do { try engine.remove(id, force: r.flag("force"), volumes: r.flag("v")) } catch {
             throw error.description.contains("is running") ? APIError(409, error.description) : APIError.from(error)
         }
         c.respond(204)
@@ -551,7 +553,7 @@ struct APIError: Error {
 
     static func from(_ error: BerthError) -> APIError {
         let text = error.description
-        if text.hasPrefix("no such image") || text.hasPrefix("no such container") { return APIError(404, text) }
+        if text.hasPrefix("no such ") { return APIError(404, text) }
         if text.contains("already in use") || text.contains("is running") || text.contains("is already running") { return APIError(409, text) }
         if text.contains("not found") { return APIError(404, text) }
         return APIError(500, text)

@@ -321,8 +321,9 @@ public struct Engine: Sendable {
     }
 
     /// Deletes a container: its runtime state, overlay and writable layer.
-    public func remove(_ ref: String, force: Bool) throws(BerthError) {
+    public func remove(_ ref: String, force: Bool, volumes: Bool = false) throws(BerthError) {
         let c = try container(ref)
+        let anonymous = volumes ? anonymousVolumes(of: c) : []
         if refreshed(c).status == .running {
             guard force else { throw BerthError("container \(c.name) is running; stop it first, or use --force") }
             try? runtime.kill(id: c.id, signal: SIGKILL, all: true)
@@ -333,6 +334,7 @@ public struct Engine: Sendable {
         }
         if (try? runtime.record(id: c.id)) != nil { try runtime.delete(id: c.id, force: true) }
         try ContainerLayer(store: images, id: c.id).remove()
+        for name in anonymous { try? removeVolume(name) }
         Events.record(self, "destroy", c)
     }
 

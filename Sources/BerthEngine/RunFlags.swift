@@ -42,7 +42,7 @@ public enum RunFlags {
         guard (1...3).contains(parts.count), !parts.contains(where: \.isEmpty) else {
             throw BerthError("-v \"\(text)\": want [SOURCE:]DESTINATION[:OPTIONS]")
         }
-        if parts.count == 1 { parts.insert(String(format: "%016llx%016llx", UInt64.random(in: 0...UInt64.max), UInt64.random(in: 0...UInt64.max)), at: 0) }
+        if parts.count == 1 { parts.insert((0..<4).map { _ in String(format: "%016llx", UInt64.random(in: 0...UInt64.max)) }.joined(), at: 0) }
         let (source, destination) = (parts[0], parts[1])
         guard destination.hasPrefix("/") else { throw BerthError("-v \"\(text)\": the destination \(destination) is not an absolute path") }
         guard destination != "/" else { throw BerthError("-v \"\(text)\": cannot mount over the container's /") }

@@ -202,7 +202,7 @@ public struct Supervisor: Sendable {
         if c.autoRemove {
             try? Files.makeDirectories(engine.execRoot + "/exits", mode: 0o700)
             try? Files.writeAtomically(Array("\(c.exitCode ?? 0)\n".utf8), to: engine.exitFile(id), mode: 0o600)
-            try? engine.remove(id, force: true)
+            try? engine.remove(id, force: true, volumes: true)
         }
         // clients see the end of the stream now (a hijacked connection: shut down, not just our copy closed)
         listener?.stop()

@@ -46,6 +46,12 @@ func binarySize(_ bytes: UInt64) -> String {
     return u == 0 ? "\(bytes)B" : String(format: "%.2f%@", v, units[u])
 }
 
+func kernelVersion() -> String {
+    var u = utsname()
+    uname(&u)
+    return withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+}
+
 func table(_ rows: [[String]]) {
     guard let header = rows.first else { return }
     var widths = header.map(\.count)
@@ -352,6 +358,70 @@ func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
             demultiplex(pair[0], raw: c.tty)
             raw?.restore()
             exit(try engine.waitForExit(c.id, timeout: 10) ?? 0)
+        case "volume":
+            let sub = rest.first ?? ""
+            let a = Arguments(Array(rest.dropFirst()), flags: ["--quiet", "--force", "--all"], values: [], aliases: ["-q": "--quiet", "-f": "--force", "-a": "--all"])
+            switch sub {
+            case "create":
+                guard a.positional.count <= 1 else { fail("volume create takes at most one name\n\(usage)", code: 2) }
+                print(try engine.createVolume(a.positional.first).Name)
+            case "ls", "list":
+                if a.flags.contains("--quiet") { for v in engine.volumes() { print(v.name) }; return }
+                table([["DRIVER", "VOLUME NAME"]] + engine.volumes().map { ["local", $0.name] })
+            case "inspect":
+                guard !a.positional.isEmpty else { fail("volume inspect: name at least one volume\n\(usage)", code: 2) }
+                var out: [VolumeInspect] = []
+                for name in a.positional { out.append(try engine.volume(name)) }
+                printJSON(out)
+            case "rm", "remove":
+                guard !a.positional.isEmpty else { fail("volume rm: name at least one volume\n\(usage)", code: 2) }
+                for name in a.positional { try engine.removeVolume(name); print(name) }
+            case "prune":
+                let result = engine.pruneVolumes(all: a.flags.contains("--all"))
+                if !result.names.isEmpty { print("Deleted Volumes:\n" + result.names.joined(separator: "\n") + "\n") }
+                print("Total reclaimed space: \(humanSize(result.bytes))")
+            default:
+                fail("volume: give a command (create, ls, inspect, rm, prune)\n\(usage)", code: 2)
+            }
+        case "info":
+            let all = engine.containers()
+            let paused = all.filter { engine.statusText($0).hasSuffix("(Paused)") }.count
+            let running = all.filter { $0.status == .running }.count
+            let images = (try? engine.images.images().count) ?? 0
+            print("""
+            Containers: \(all.count)
+             Running: \(running - paused)
+             Paused: \(paused)
+             Stopped: \(all.count - running)
+            Images: \(images)
+            Storage Driver: overlay
+            Logging Driver: json-file
+            Cgroup Driver: cgroupfs
+            Cgroup Version: \(Files.exists("/sys/fs/cgroup/cgroup.controllers") ? "2" : "1")
+            Runtime: berth (in-process; berth-runtime for other engines)
+            Kernel Version: \(kernelVersion())
+            CPUs: \(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+            Total Memory: \(binarySize(UInt64(sysconf(Int32(_SC_PHYS_PAGES))) * UInt64(sysconf(Int32(_SC_PAGESIZE)))))
+            Data Root: \(engine.images.root)
+            Exec Root: \(engine.execRoot)
+            """)
+        case "system":
+            guard rest.first == "df" else { fail("system: only df here (info and events are their own commands)\n\(usage)", code: 2) }
+            let containers = engine.containers()
+            let records = try engine.images.images()
+            let used = Set(containers.map(\.image))
+            let usage = engine.diskUsage()
+            let imageBytes = usage.layers, unusedImageBytes = records.filter { !used.contains($0.id) }.reduce(Int64(0)) { $0 + $1.size - (usage.sharedSize[$1.id] ?? 0) }
+            let sizes = containers.map { engine.sizeRw($0) }
+            let stoppedBytes = zip(containers, sizes).filter { $0.0.status != .running }.reduce(Int64(0)) { $0 + $1.1 }
+            let volumes = engine.volumes()
+            func reclaim(_ part: Int64, _ whole: Int64) -> String { humanSize(part) + (whole > 0 ? " (\(Int(Double(part) / Double(whole) * 100))%)" : "") }
+            table([["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
+                   ["Images", String(records.count), String(records.filter { used.contains($0.id) }.count), humanSize(imageBytes), reclaim(unusedImageBytes, imageBytes)],
+                   ["Containers", String(containers.count), String(containers.filter { $0.status == .running }.count), humanSize(sizes.reduce(0, +)),
+                    reclaim(stoppedBytes, sizes.reduce(0, +))],
+                   ["Local Volumes", String(volumes.count), String(volumes.filter { $0.containers > 0 }.count), humanSize(volumes.reduce(0) { $0 + $1.size }),
+                    reclaim(volumes.filter { $0.containers == 0 }.reduce(0) { $0 + $1.size }, volumes.reduce(0) { $0 + $1.size })]])
         case "cp":
             guard rest.count == 2 else { fail("cp takes SOURCE and DESTINATION, one of them CONTAINER:PATH\n\(usage)", code: 2) }
             try copy(rest[0], rest[1], engine: engine)
@@ -487,9 +557,30 @@ func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
             for ref in rest { out.append(ContainerInspect(try engine.container(ref), engine: engine)) }
             printJSON(out)
         case "ps":
-            let a = Arguments(rest, flags: ["--all", "--quiet", "--no-trunc"], values: [], aliases: ["-a": "--all", "-q": "--quiet"])
+            let a = Arguments(rest, flags: ["--all", "--quiet", "--no-trunc"], values: ["--format"], aliases: ["-a": "--all", "-q": "--quiet"])
             let list = engine.containers().filter { a.flags.contains("--all") || $0.status == .running }
             if a.flags.contains("--quiet") { for c in list { print(a.flags.contains("--no-trunc") ? c.id : c.shortID) }; return }
+            if let format = a.values["--format"] {
+                // docker's placeholders ({{.ID}}, {{.Names}}, …), or each container as JSON
+                let fields: [(EngineContainer) -> [String: String]] = [{ c in
+                    ["ID": a.flags.contains("--no-trunc") ? c.id : c.shortID, "Image": c.imageName, "Command": "\"" + c.command.joined(separator: " ") + "\"",
+                     "CreatedAt": c.created, "RunningFor": ago(c.created), "Status": engine.statusText(c),
+                     "State": engine.statusText(c).hasSuffix("(Paused)") ? "paused" : c.status.rawValue, "Names": c.name, "Ports": "", "Labels": ""]
+                }]
+                for c in list {
+                    let values = fields[0](c)
+                    if format == "json" || format == "{{json .}}" {
+                        let encoder = JSONEncoder()
+                        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                        print(String(decoding: (try? encoder.encode(values)) ?? Data(), as: UTF8.self))
+                        continue
+                    }
+                    var line = format.replacingOccurrences(of: "\\t", with: "\t")
+                    for (key, value) in values { line = line.replacingOccurrences(of: "{{.\(key)}}", with: value) }
+                    print(line)
+                }
+                return
+            }
             var rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]]
             for c in list {
                 var command = c.command.joined(separator: " ")
@@ -498,12 +589,12 @@ func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
             }
             table(rows)
         case "rm":
-            let a = Arguments(rest, flags: ["--force"], values: [], aliases: ["-f": "--force"])
+            let a = Arguments(rest, flags: ["--force", "--volumes"], values: [], aliases: ["-f": "--force", "-v": "--volumes"])
             guard !a.positional.isEmpty else { fail("rm: name at least one container\n\(usage)", code: 2) }
             var failed = false
             for ref in a.positional {
                 do {
-                    try engine.remove(ref, force: a.flags.contains("--force"))
+                    try engine.remove(ref, force: a.flags.contains("--force"), volumes: a.flags.contains("--volumes"))
                     print(ref)
                 } catch {
                     "berth: \(error)\n".withCString { berth_write_stderr($0) }

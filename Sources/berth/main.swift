@@ -41,8 +41,10 @@ usage: berth [--data-root DIR] [--exec-root DIR] COMMAND   (images and container
        berth update [-m SIZE] [--memory-swap SIZE] [--cpus N] [-c SHARES] [--cpuset-cpus LIST] [--pids-limit N] [--blkio-weight W] CONTAINER…
        berth cp CONTAINER:PATH HOSTPATH|-  /  berth cp HOSTPATH|- CONTAINER:PATH
        berth events [--since T] [--until T] [-f type=|event=|container=|image=] [--format json]
-       berth ps [-a] [-q]                 containers (running; -a: all)
-       berth rm [-f] CONTAINER…           remove containers and their writable layers
+       berth ps [-a] [-q] [--format TEMPLATE|json]   containers (running; -a: all); {{.ID}} {{.Names}} {{.Status}} {{.State}} …
+       berth info / berth system df       the engine and its disk use
+       berth volume create [NAME] / ls [-q] / inspect NAME… / rm NAME… / prune [-a]   local volumes (DATA-ROOT/volumes)
+       berth rm [-f] [-v] CONTAINER…      remove containers and their writable layers (-v: and their anonymous volumes)
        berth export [-o FILE] CONTAINER   the container's filesystem as a tar
        berth pull [--insecure] [--platform OS/ARCH] [-q] REF   from a registry (OCI distribution API; plain HTTP for loopback or --insecure)
        berth push [--insecure] [--chunk-size BYTES] REF   to a registry (existing blobs skipped, cross-repository mounts, chunked uploads)
@@ -174,7 +176,7 @@ case "shim":
     let attached = args.contains("--attached"), multiplexed = args.contains("--multiplexed")
     guard let id = args.dropFirst().last(where: { !$0.hasPrefix("--") }) else { fail("shim: which container?", code: 2) }
     exit(Supervisor(engine: roots.engine, id: id).run(attached: attached, multiplexed: multiplexed))
-case "run", "create", "ps", "rm", "export", "build", "start", "stop", "restart", "kill", "wait", "logs", "inspect", "exec", "stats", "pause", "unpause", "update", "rename", "cp", "events", "attach":
+case "run", "create", "ps", "rm", "export", "build", "start", "stop", "restart", "kill", "wait", "logs", "inspect", "exec", "stats", "pause", "unpause", "update", "rename", "cp", "events", "attach", "info", "system", "volume":
     containerCommand(args[0], Array(args.dropFirst()), roots: roots)
 case "container":
     guard args.count > 1 else { fail("container: give a command (run, create, ls, rm, export)\n\(usage)", code: 2) }

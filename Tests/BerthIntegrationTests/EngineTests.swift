@@ -242,6 +242,11 @@ struct EngineTests {
         #expect(host?["Memory"] as? Int == 96 << 20 && host?["PidsLimit"] as? Int == 40)
         #expect(try env.berth(["stats", "--no-stream", "m"]).stdout.contains(" / 96.00MiB "))
         let id = (try inspect(env, "m"))["Id"] as? String ?? "?"
+        #expect(try env.berth(["ps", "--format", "{{.Names}} {{.State}} {{.Image}}"]).stdout == "m running busybox\n")
+        let info = try env.berth(["info"]).stdout
+        #expect(info.contains("Containers: 1\n Running: 1\n") && info.contains("Images: 1\n"), "\(info)")
+        let df = try env.berth(["system", "df"]).stdout
+        #expect(df.hasPrefix("TYPE") && df.contains("\nImages ") && df.contains("\nContainers "), "\(df)")
         #expect(try env.berth(["rename", "m", "n"]).code == 0)
         let taken = try env.runContainer(["-d", "--name", "other", "busybox", "sleep", "1000"])
         #expect(taken.code == 0)
@@ -255,6 +260,32 @@ struct EngineTests {
         }.map { String($0.prefix { $0 != ":" }) }
         #expect(actions == ["create", "start", "exec_start", "exec_die", "exec_start", "exec_die", "exec_start", "pause", "unpause", "update",
                             "rename", "kill", "die", "destroy"], "\(actions)")
+        env.expectNoLeaks()
+    }
+
+    @Test("volumes: create, ls, inspect, rm (refused while a container uses it), prune; run --rm takes its anonymous volume along")
+    func volumes() throws {
+        let env = try EngineEnvironment()
+        #expect(try env.berth(["volume", "create", "data"]).stdout == "data\n")
+        #expect(try env.runContainer(["--rm", "-v", "data:/d", "busybox", "sh", "-c", "echo kept > /d/f"]).code == 0)
+        #expect(try env.berth(["volume", "ls", "-q"]).stdout == "data\n")
+        let inspected = try JSONSerialization.jsonObject(with: Data(try env.berth(["volume", "inspect", "data"]).stdout.utf8)) as? [[String: Any]]
+        #expect(inspected?.first?["Mountpoint"] as? String == env.data + "/volumes/data/_data")
+        #expect(readFile(env.data + "/volumes/data/_data/f") == "kept")
+        #expect(try env.runContainer(["-d", "--name", "user", "-v", "data:/d", "busybox", "sleep", "100"]).code == 0)
+        let inUse = try env.berth(["volume", "rm", "data"])
+        #expect(inUse.code == 1 && inUse.stderr.contains("in use by container user"), "\(inUse.stderr)")
+        #expect(try env.berth(["rm", "-f", "user"]).code == 0)
+        // an anonymous volume goes with its --rm container; a named one stays
+        #expect(try env.runContainer(["--rm", "-v", "/scratch", "busybox", "sh", "-c", "echo x > /scratch/x"]).code == 0)
+        #expect(try env.berth(["volume", "ls", "-q"]).stdout == "data\n")
+        #expect(try env.runContainer(["--name", "keep", "-v", "/scratch", "busybox", "true"]).code == 0)
+        #expect(try env.berth(["volume", "ls", "-q"]).stdout.split(separator: "\n").count == 2)
+        #expect(try env.berth(["rm", "keep"]).code == 0)
+        #expect(try env.berth(["volume", "prune"]).stdout.contains("Deleted Volumes:"))
+        #expect(try env.berth(["volume", "ls", "-q"]).stdout == "data\n", "prune takes the unused anonymous volume, not the named one")
+        #expect(try env.berth(["volume", "rm", "data"]).code == 0)
+        #expect(try env.berth(["volume", "inspect", "data"]).code == 1)
         env.expectNoLeaks()
     }
 }

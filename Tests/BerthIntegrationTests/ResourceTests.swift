@@ -170,6 +170,38 @@ struct ResourceTests {
         env.expectNoLeaks(id: id)
     }
 
+    @Test("hugepage limits: hugetlb.2MB.max on v2; a host with no hugetlb hierarchy of its own refuses them by name; net_cls likewise")
+    func hugepages() throws {
+        let env = try TestEnvironment()
+        let id = env.id("huge")
+        var spec = env.spec(id: id, args: ["berth-test-init", "spin", "60"])
+        var r = Resources()
+        r.hugepageLimits = [Resources.HugepageLimit(pageSize: "2MB", limit: 4 << 20)]
+        spec.linux?.resources = r
+        let out = try env.runtime(["run", "-d", "--bundle", try env.bundle(spec), id])
+        let layout = try CgroupLayout.detect()
+        let v2Offers = Host.isUnified && readFile((layout.v2?.mountPoint ?? "") + "/cgroup.controllers").split(separator: " ").contains("hugetlb")
+        let v1Has = layout.controllerHierarchies.contains { $0.controllers.contains("hugetlb") }
+        if v2Offers || v1Has {
+            #expect(out.code == 0, "\(out.stderr)")
+            #expect(env.cgroupValue(id, v1: ("hugetlb", "hugetlb.2MB.limit_in_bytes"), v2: "hugetlb.2MB.max") == String(4 << 20))
+            #expect(try env.runtime(["delete", "--force", id]).code == 0)
+        } else {
+            #expect(out.code == 1 && out.stderr.contains("hugetlb") && out.stderr.split(separator: "\n").count == 1, "\(out.stderr)")
+        }
+        env.expectNoLeaks(id: id)
+        if !Host.isUnified && !layout.controllerHierarchies.contains(where: { $0.controllers.contains("net_cls") }) {
+            let nid = env.id("netcls")
+            var n = env.spec(id: nid, args: ["berth-test-init", "exit", "0"])
+            var nr = Resources()
+            nr.network = try JSONDecoder().decode(Resources.Network.self, from: Data(#"{"classID": 1048577}"#.utf8))
+            n.linux?.resources = nr
+            let refused = try env.runtime(["run", "--bundle", try env.bundle(n), nid])
+            #expect(refused.code == 1 && refused.stderr.contains("the net_cls controller is not mounted"), "\(refused.stderr)")
+            env.expectNoLeaks(id: nid)
+        }
+    }
+
     @Test("a limit the kernel rejects: one error naming the file and value, nothing left")
     func rejectedValue() throws {
         let env = try TestEnvironment()
