@@ -221,8 +221,9 @@ public struct Engine: Sendable {
     public func kill(_ ref: String, signal: Int32 = SIGKILL) throws(BerthError) {
         let c = refreshed(try container(ref))
         guard c.status == .running else { throw BerthError("container \(c.name) is not running") }
-        try runtime.kill(id: c.id, signal: signal, all: false)
+        // the event first: the supervisor may record the container's death before this returns
         Events.record(self, "kill", c, attributes: ["signal": String(signal)])
+        try runtime.kill(id: c.id, signal: signal, all: false)
         thawIfPaused(c)
     }
 
@@ -326,8 +327,8 @@ public struct Engine: Sendable {
         let anonymous = volumes ? anonymousVolumes(of: c) : []
         if refreshed(c).status == .running {
             guard force else { throw BerthError("container \(c.name) is running; stop it first, or use --force") }
-            try? runtime.kill(id: c.id, signal: SIGKILL, all: true)
             Events.record(self, "kill", c, attributes: ["signal": String(SIGKILL)])
+            try? runtime.kill(id: c.id, signal: SIGKILL, all: true)
             thawIfPaused(c)
             // its supervisor records the end and cleans the runtime state; give it a moment
             _ = try? waitForExit(c.id, timeout: 10)
@@ -343,13 +344,12 @@ public struct Engine: Sendable {
     public func logs(_ ref: String, follow: Bool, tail: Int?, _ emit: (ContainerLog.Entry) -> Void) throws(BerthError) {
         let c = try container(ref)
         let path = images.root + "/containers/\(c.id)/\(c.id)-json.log"
-        var entries = ContainerLog.read(path: path)
+        var (entries, offset) = ContainerLog.readWithOffset(path: path)
         if let tail { entries = Array(entries.suffix(max(0, tail))) }
         entries.forEach(emit)
         guard follow else { return }
-        var st = stat()
         let decoder = JSONDecoder()
-        followLines(path, from: stat(path, &st) == 0 ? Int64(st.st_size) : 0,
+        followLines(path, from: offset,
                     stop: { refreshed((try? load(c.id)) ?? c).status != .running }) { line in
             if let e = try? decoder.decode(ContainerLog.Entry.self, from: Data(line)) { emit(e) }
             return true

@@ -107,16 +107,24 @@ public final class ContainerLog: @unchecked Sendable {
     }
 
     /// Every entry kept, oldest first (rotated files included).
-    public static func read(path: String, maxFiles: Int = 3) -> [Entry] {
+    public static func read(path: String, maxFiles: Int = 3) -> [Entry] { readWithOffset(path: path, maxFiles: maxFiles).entries }
+
+    /// The entries, and where the current file's last complete line ends: following from
+    /// there misses nothing written after this read (a line written between a read and a
+    /// later stat of the size would be lost).
+    public static func readWithOffset(path: String, maxFiles: Int = 3) -> (entries: [Entry], offset: Int64) {
         var out: [Entry] = []
+        var offset: Int64 = 0
         let decoder = JSONDecoder()
         for i in stride(from: maxFiles - 1, through: 0, by: -1) {
             let file = i == 0 ? path : path + ".\(i)"
             guard let bytes = try? Files.readBytes(file) else { continue }
-            for line in bytes.split(separator: 10) {
+            let complete = bytes.lastIndex(of: 10).map { bytes.index(after: $0) } ?? 0
+            if i == 0 { offset = Int64(complete) }
+            for line in bytes[..<complete].split(separator: 10) {
                 if let e = try? decoder.decode(Entry.self, from: Data(line)) { out.append(e) }
             }
         }
-        return out
+        return (out, offset)
     }
 }
