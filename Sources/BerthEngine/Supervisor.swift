@@ -135,10 +135,7 @@ public struct Supervisor: Sendable {
             c.name = latest.name
             try engine.save(c)
         }
-        Events.record(engine, "start", c)
-        report("ok")
-
-        // output pumps: pipe or pty → log and every attached client
+        // clients, and the socket later ones attach through, exist before anyone hears the container runs
         let clients = AttachedClients(tty: tty, input: master >= 0 ? master : inPipe[1])
         if attached {
             clients.add(out: clientOut, err: clientErr, multiplexed: multiplexed)
@@ -146,6 +143,10 @@ public struct Supervisor: Sendable {
             if clientIn >= 0 { clients.forwardInput(from: clientIn, closesInput: !tty) }
         }
         let listener = AttachListener(path: engine.attachSocket(id), clients: clients, openStdin: c.openStdin)
+        Events.record(engine, "start", c)
+        report("ok")
+
+        // output pumps: pipe or pty → log and every attached client
         var pumps: [Thread] = []
         func pump(_ from: Int32, _ stream: String) {
             let t = Thread {
