@@ -38,17 +38,21 @@ let package = Package(
         .target(name: "CBerthHTTP", linkerSettings: [.linkedLibrary("curl")]),
         // The daemon's TLS front: OpenSSL, mutual TLS, a byte proxy to the Unix socket.
         .target(name: "CBerthTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        // C: one thread's network namespace (make one, open a socket in one); libnftables.
+        .target(name: "CBerthNet", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("nftables")]),
+        // Networks: netlink (bridge, veth, addresses, routes), IPAM, published ports.
+        .target(name: "BerthNetwork", dependencies: ["BerthSys", "CBerthNet"], exclude: ["README.md"]),
         // Images: content store, tar, layers on overlayfs, archives, import.
         .target(name: "BerthImage", dependencies: ["BerthSys", "CBerthImage", "CBerthHTTP"], exclude: ["README.md"]),
         // Engine: containers made from images (writable layer, runtime config, lifecycle).
-        .target(name: "BerthEngine", dependencies: ["BerthImage", "BerthRuntime", "BerthOCI", "BerthSecurity", "BerthSys"], exclude: ["README.md"]),
+        .target(name: "BerthEngine", dependencies: ["BerthImage", "BerthNetwork", "BerthRuntime", "BerthOCI", "BerthSecurity", "BerthSys"], exclude: ["README.md"]),
         // The daemon: the Docker Engine API on a Unix socket, over the engine.
-        .target(name: "BerthDaemon", dependencies: ["BerthEngine", "BerthImage", "BerthOCI", "BerthProbes", "BerthRuntime", "BerthSys", "CBerthTLS"], exclude: ["README.md"]),
+        .target(name: "BerthDaemon", dependencies: ["BerthEngine", "BerthImage", "BerthNetwork", "BerthOCI", "BerthProbes", "BerthRuntime", "BerthSys", "CBerthTLS"], exclude: ["README.md"]),
         .target(name: "BerthRuntime", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "CBerthLaunch"], exclude: ["README.md"]),
         // berth trace / berth top: containers of a runtime root seen through the probes.
         .target(name: "BerthTrace", dependencies: ["BerthSys", "BerthRuntime", "BerthCgroups", "BerthProbes"], exclude: ["README.md"]),
         .target(name: "BerthBench", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "BerthRuntime", "BerthProbes", "BerthImage", "CBerthLaunch"], exclude: ["README.md"]),
-        .executableTarget(name: "berth", dependencies: ["BerthDaemon", "BerthEngine", "BerthImage", "BerthBench", "BerthTrace", "BerthProbes", "BerthRuntime", "BerthSys", "CBerthLaunch", "CBerthTLS"]),
+        .executableTarget(name: "berth", dependencies: ["BerthDaemon", "BerthEngine", "BerthImage", "BerthNetwork", "BerthBench", "BerthTrace", "BerthProbes", "BerthRuntime", "BerthSys", "CBerthLaunch", "CBerthTLS"]),
         .executableTarget(
             name: "berth-bench",
             dependencies: ["BerthBench", "BerthSys", "CBerthLaunch", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -69,7 +73,7 @@ let package = Package(
         .testTarget(name: "BerthCgroupsTests", dependencies: ["BerthCgroups", "BerthOCI"]),
         .testTarget(name: "BerthProbesTests", dependencies: ["BerthProbes", "BerthSecurity"]),
         .testTarget(name: "BerthImageTests", dependencies: ["BerthImage", "BerthSys", "CBerthImage"]),
-        .testTarget(name: "BerthEngineTests", dependencies: ["BerthEngine", "BerthSys"]),
+        .testTarget(name: "BerthEngineTests", dependencies: ["BerthEngine", "BerthNetwork", "BerthSys"]),
         .testTarget(name: "BerthBenchTests", dependencies: ["BerthBench", "BerthProbes", "BerthSys"]),
         .testTarget(name: "BerthIntegrationTests", dependencies: ["BerthRuntime", "BerthImage", "BerthCgroups", "BerthOCI", "BerthSecurity", "BerthBench", "berth-runtime", "berth-bench", "berth"]),
     ],

@@ -134,6 +134,52 @@ extension DockerAPI {
         }
     }
 
+    /// GET /networks, POST /networks/create, GET and DELETE /networks/{id}, POST /networks/prune.
+    func networks(_ r: HTTPRequest, _ c: HTTPConnection, _ parts: [String]) throws(APIError) {
+        func api(_ error: BerthError) -> APIError {
+            let text = error.description
+            if text.contains("already exists") || text.contains("active endpoints") || text.contains("overlaps") { return APIError(409, text) }
+            if text.contains("pre-defined") || text.contains("reserved") { return APIError(403, text) }
+            if text.contains("want ") || text.contains("driver") { return APIError(400, text) }
+            return APIError.from(error)
+        }
+        struct CreateBody: Decodable {
+            struct IPAMBody: Decodable { struct Config: Decodable { var Subnet: String? }; var Config: [Config]? }
+            var Name: String
+            var Driver: String?
+            var Internal: Bool?
+            var Labels: [String: String]?
+            var IPAM: IPAMBody?
+            var CheckDuplicate: Bool?
+        }
+        struct Created: Encodable { var Id: String; var Warning = "" }
+        struct Pruned: Encodable { var NetworksDeleted: [String] }
+        switch (r.method, parts.count > 1 ? parts[1] : "", parts.count) {
+        case ("GET", "", 1):
+            c.json(200, engine.networkList())
+        case ("POST", "create", 2):
+            let body: CreateBody
+            do { body = try JSONDecoder().decode(CreateBody.self, from: Data(r.body)) } catch { throw APIError(400, "malformed network config: \(error)") }
+            let subnet = body.IPAM?.Config?.compactMap(\.Subnet).first
+            do {
+                let n = try engine.createNetwork(name: body.Name, subnet: subnet, internal: body.Internal ?? false, labels: body.Labels ?? [:],
+                                                 driver: body.Driver.flatMap { $0.isEmpty ? nil : $0 } ?? "bridge")
+                c.json(201, Created(Id: n.Id))
+            } catch { throw api(error) }
+        case ("POST", "prune", 2):
+            c.json(200, Pruned(NetworksDeleted: engine.pruneNetworks()))
+        case ("GET", let ref, 2):
+            do { c.json(200, try engine.network(ref)) } catch { throw api(error) }
+        case ("DELETE", let ref, 2):
+            do { try engine.removeNetwork(ref) } catch { throw api(error) }
+            c.respond(204)
+        case ("POST", _, 3) where parts[2] == "connect" || parts[2] == "disconnect":
+            throw APIError(501, "network \(parts[2]): berth attaches a container to one network, chosen when it is created (--network)")
+        default:
+            throw APIError(404, "page not found: \(r.method) \(r.path)")
+        }
+    }
+
     struct VolumeList: Encodable { var Volumes: [VolumeInspect]; var Warnings: [String] = [] }
     struct VolumePrune: Encodable { var VolumesDeleted: [String]; var SpaceReclaimed: Int64 }
 

@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import BerthEngine
 import BerthImage
+import BerthNetwork
 import BerthOCI
 import BerthSys
 
@@ -64,6 +65,7 @@ public final class DockerAPI: @unchecked Sendable {
             case ("GET", "images", 2) where parts[1] == "json": c.json(200, try imageList())
             case ("GET", "events", 1): events(r, c)
             case (_, "volumes", _): try volumes(r, c, parts)
+            case (_, "networks", _): try networks(r, c, parts)
             case ("GET", "system", 2) where parts[1] == "df": c.json(200, try systemDF())
             case ("GET", "metrics", 1): metrics(c)
             case ("POST", "images", 2) where parts[1] == "create": try pull(r, c)
@@ -142,9 +144,13 @@ public final class DockerAPI: @unchecked Sendable {
         var Created: Int
         var State: String
         var Status: String
-        var Ports: [String] = []
+        struct Port: Encodable { var IP: String?; var PrivatePort: UInt16; var PublicPort: UInt16?; var `Type`: String }
+        struct Networks: Encodable { var Networks: [String: NetworkSettings.Network] }
+        var Ports: [Port] = []
         var Labels: [String: String] = [:]
         var Mounts: [String] = []
+        var HostConfig: [String: String] = [:]
+        var NetworkSettings: Networks?
         /// system df only: the writable layer's bytes, and those with the image's.
         var SizeRw: Int64?
         var SizeRootFs: Int64?
@@ -152,9 +158,16 @@ public final class DockerAPI: @unchecked Sendable {
 
     func summary(_ c: EngineContainer) -> ContainerSummary {
         let status = engine.statusText(c)
-        return ContainerSummary(Id: c.id, Names: ["/" + c.name], Image: c.imageName, ImageID: c.image.description,
-                                Command: c.command.joined(separator: " "), Created: unixTime(c.created),
-                                State: status.hasSuffix("(Paused)") ? "paused" : c.status.rawValue, Status: status)
+        var s = ContainerSummary(Id: c.id, Names: ["/" + c.name], Image: c.imageName, ImageID: c.image.description,
+                                 Command: c.command.joined(separator: " "), Created: unixTime(c.created),
+                                 State: status.hasSuffix("(Paused)") ? "paused" : c.status.rawValue, Status: status)
+        let settings = NetworkSettings(c, engine: engine)
+        s.Ports = (c.status == .running ? c.attachment?.ports : nil).map { ports in
+            ports.map { ContainerSummary.Port(IP: $0.hostIP.isEmpty ? "0.0.0.0" : $0.hostIP, PrivatePort: $0.containerPort, PublicPort: $0.hostPort, Type: $0.proto) }
+        } ?? (c.ports ?? []).map { ContainerSummary.Port(IP: nil, PrivatePort: $0.containerPort, PublicPort: nil, Type: $0.proto) }
+        s.HostConfig = ["NetworkMode": c.networkMode ?? "none"]
+        s.NetworkSettings = ContainerSummary.Networks(Networks: settings.Networks)
+        return s
     }
 
     func containerList(all: Bool) -> [ContainerSummary] {
@@ -184,6 +197,7 @@ public final class DockerAPI: @unchecked Sendable {
             var SecurityOpt: [String]?
             var Init: Bool?
             var NetworkMode: String?
+            var PortBindings: [String: [PortBindingBody]?]?
             var Privileged: Bool?
             var BlkioWeight: UInt16?
             var BlkioDeviceReadBps: [ThrottleBody]?
@@ -191,6 +205,7 @@ public final class DockerAPI: @unchecked Sendable {
             var BlkioDeviceReadIOps: [ThrottleBody]?
             var BlkioDeviceWriteIOps: [ThrottleBody]?
         }
+        struct PortBindingBody: Decodable { var HostIp: String?; var HostPort: String? }
         struct MountBody: Decodable { var `Type`: String?; var Source: String?; var Target: String; var ReadOnly: Bool? }
         struct UlimitBody: Decodable { var Name: String; var Soft: Int64; var Hard: Int64 }
         struct ThrottleBody: Decodable { var Path: String; var Rate: UInt64 }
@@ -242,10 +257,14 @@ public final class DockerAPI: @unchecked Sendable {
             options.capDrop = h.CapDrop ?? []
             options.securityOptions = h.SecurityOpt ?? []
             options.initProcess = h.Init ?? false
-            // docker's default network is a bridge, which berth does not have yet: such a container gets "none"
-            switch h.NetworkMode ?? "" {
-            case "", "default", "bridge", "none": options.network = "none"
-            case let mode: options.network = mode
+            options.network = h.NetworkMode.flatMap { $0.isEmpty || $0 == "default" ? nil : $0 } ?? "bridge"
+            for (key, hostPorts) in (h.PortBindings ?? [:]).sorted(by: { $0.key < $1.key }) {
+                for hp in hostPorts ?? [CreateBody.PortBindingBody(HostIp: nil, HostPort: nil)] {
+                    // docker's HostIp "" and HostPort "" mean every address and a port the kernel picks
+                    let ip = hp.HostIp ?? "", port = hp.HostPort ?? ""
+                    let text = ip.isEmpty && port.isEmpty ? key : ip.isEmpty ? port + ":" + key : ip + ":" + port + ":" + key
+                    do throws(BerthError) { options.ports += try PortBinding.parse(text) } catch { throw APIError(400, error.description) }
+                }
             }
             do {
                 options.ulimits = try (h.Ulimits ?? []).map { (u) throws(BerthError) in

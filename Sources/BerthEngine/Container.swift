@@ -1,5 +1,6 @@
 import Foundation
 import BerthImage
+import BerthNetwork
 import BerthSys
 
 /// What the engine keeps about a container in `containers/<id>/container.json`,
@@ -31,6 +32,15 @@ public struct EngineContainer: Codable, Sendable, Equatable {
     /// `-t`: a pty, whose output is one raw stream (no stdout/stderr frames).
     public var tty: Bool = false
     public var stopSignal: String?
+    /// `--network` as given: bridge, a network's name, none, host, container:NAME (nil in records made before networks).
+    public var networkMode: String?
+    /// `-p`, as asked for (host port 0: the kernel picks one at each start).
+    public var ports: [PortBinding]?
+    /// Its place on its network while it runs (address, veth, the ports as bound).
+    public var attachment: NetworkAttachment?
+
+    /// Its own network namespace, joined to a bridge network.
+    var onBridgeNetwork: Bool { !["none", "host"].contains(networkMode ?? "none") && !(networkMode ?? "").hasPrefix("container:") }
 
     public var shortID: String { String(id.prefix(12)) }
 

@@ -16,24 +16,43 @@ enum ContainerSpec {
     static let tiniPath = "/usr/bin/tini-static"
     static let initPath = "/sbin/docker-init"
 
-    static func make(image: ImageConfig, options: RunOptions, id: String, rootfs: String, directory: String, volumes: String) throws(BerthError) -> Spec {
+    /// How the container's network is made, from `--network`.
+    enum NetworkPlan {
+        /// A namespace of its own with only lo (the runtime makes it).
+        case none
+        /// The host's network and UTS namespaces.
+        case host
+        /// The namespace file a Sandbox makes at each start, on this network.
+        case bridge(namespace: String)
+        /// Another container's namespace, and its hostname and /etc files.
+        case container(EngineContainer, directory: String)
+    }
+
+    static func make(image: ImageConfig, options: RunOptions, id: String, rootfs: String, directory: String, volumes: String,
+                     network plan: NetworkPlan = .none) throws(BerthError) -> Spec {
         let config = image.config ?? ImageConfig.Config()
         let entrypoint = options.entrypoint ?? config.Entrypoint ?? []
         let cmd = options.command.isEmpty ? (options.entrypoint != nil ? [] : config.Cmd ?? []) : options.command
         var args = entrypoint + cmd
         guard !args.isEmpty else { throw BerthError("image \(options.image) has no CMD or ENTRYPOINT: give a command") }
-        guard options.network == "none" || options.network == "host" else {
-            throw BerthError("--network \(options.network): berth has none and host (bridge networks are not built yet)")
-        }
-        let hostNetwork = options.network == "host"
+        var hostNetwork = false
+        var hostname = options.hostname ?? String(id.prefix(12))
         var spec = Spec.defaultSpec(rootless: false)
         spec.root = Root(path: "rootfs", readonly: options.readOnly)
-        let hostname = hostNetwork ? hostHostname() : options.hostname ?? String(id.prefix(12))
-        spec.hostname = hostNetwork ? nil : hostname
-        if hostNetwork {
+        switch plan {
+        case .none: break
+        case .host:
             // docker's host mode: the host's network stack and its name
+            hostNetwork = true
+            hostname = hostHostname()
             spec.linux?.namespaces?.removeAll { $0.type == "network" || $0.type == "uts" }
+        case .bridge(let namespace):
+            setNetworkNamespace(&spec, path: namespace)
+        case .container(let other, let otherDirectory):
+            // the namespace's path is the other's at each start (its pid then); its name and /etc files now
+            hostname = ((try? Files.read(otherDirectory + "/hostname")) ?? other.shortID).trimmingCharacters(in: .whitespacesAndNewlines)
         }
+        spec.hostname = hostNetwork ? nil : hostname
         var env = config.Env ?? []
         if !env.contains(where: { $0.hasPrefix("PATH=") }) { env.insert(defaultPathEnv, at: 0) }
         env.append("HOSTNAME=" + hostname)
@@ -88,14 +107,24 @@ enum ContainerSpec {
         let hosts = hostNetwork ? ((try? Files.read("/etc/hosts")) ?? "")
             : "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t\(hostname)\n"
         let files = [("hostname", hostname + "\n"), ("hosts", hosts), ("resolv.conf", resolvConf(hostNetwork: hostNetwork))]
-        for (name, text) in files {
-            try Files.writeAtomically(Array(text.utf8), to: directory + "/" + name, mode: 0o644)
+        var filesDirectory = directory
+        if case .container(_, let otherDirectory) = plan { filesDirectory = otherDirectory } else {
+            for (name, text) in files {
+                try Files.writeAtomically(Array(text.utf8), to: directory + "/" + name, mode: 0o644)
+            }
         }
         let taken = Set(userMounts.map(\.destination))
         spec.mounts! += files.map { "/etc/" + $0.0 }.filter { !taken.contains($0) }.map {
-            Mount(destination: $0, type: "bind", source: directory + "/" + String($0.dropFirst(5)), options: ["rbind", "rprivate"])
+            Mount(destination: $0, type: "bind", source: filesDirectory + "/" + String($0.dropFirst(5)), options: ["rbind", "rprivate"])
         }
         return spec
+    }
+
+    /// The runtime joins the namespace at `path` instead of making one.
+    static func setNetworkNamespace(_ spec: inout Spec, path: String) {
+        guard var linux = spec.linux else { return }
+        linux.namespaces = linux.namespaces?.map { $0.type == "network" ? Namespace(type: "network", path: path) : $0 }
+        spec.linux = linux
     }
 
     static func hostHostname() -> String {

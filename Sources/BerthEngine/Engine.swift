@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import BerthImage
+import BerthNetwork
 import BerthOCI
 import BerthRuntime
 import BerthSecurity
@@ -44,8 +45,11 @@ public struct RunOptions: Sendable {
     public var securityOptions: [String] = []
     /// `--init`: tini as PID 1, reaping and forwarding signals.
     public var initProcess = false
-    /// `none` (only lo) or `host` (the host's network and hostname).
-    public var network = "none"
+    /// `bridge` (the default network), a user network's name, `none` (only lo),
+    /// `host` (the host's network and hostname) or `container:NAME` (another's).
+    public var network = "bridge"
+    /// `-p`: published ports (bridge networks only).
+    public var ports: [PortBinding] = []
     public init(image: String) { self.image = image }
 }
 
@@ -56,13 +60,19 @@ public struct Engine: Sendable {
     public let images: ImageStore
     public let runtime: Runtime
     public let execRoot: String
+    /// Bridge networks and the containers' places on them.
+    public let sandbox: Sandbox
+    public var networks: NetworkStore { sandbox.store }
 
     public static let defaultRunRoot = "/run/berth"
 
-    public init(root: String = ImageStore.defaultRoot, runRoot: String = Engine.defaultRunRoot) {
+    /// `bridgeSubnet`: the default network's subnet (docker's --bip), used when the network is first made.
+    public init(root: String = ImageStore.defaultRoot, runRoot: String = Engine.defaultRunRoot, bridgeSubnet: String? = nil) {
         images = ImageStore(root: root)
         runtime = Runtime(root: runRoot + "/runtime")
         execRoot = runRoot
+        sandbox = Sandbox(store: NetworkStore(dataRoot: root, defaultRoot: ImageStore.defaultRoot, defaultSubnet: bridgeSubnet),
+                          namespaceDirectory: runRoot + "/netns")
     }
 
     var containersDir: String { images.root + "/containers" }
@@ -299,19 +309,20 @@ public struct Engine: Sendable {
         if containers().contains(where: { $0.name == name }) {
             throw BerthError("container name \"\(name)\" is already in use; remove that container or pick another name")
         }
+        let (mode, plan) = try networkPlan(options, id: id)
         let layer = ContainerLayer(store: images, id: id)
         do throws(BerthError) {
             try layer.create(from: image)
             let spec = try ContainerSpec.make(image: config, options: options, id: id, rootfs: layer.rootfs, directory: layer.directory,
-                                              volumes: images.root + "/volumes")
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            try Files.writeAtomically(Array((try? encoder.encode(spec)) ?? Data()), to: layer.directory + "/config.json", mode: 0o600)
+                                              volumes: images.root + "/volumes", network: plan)
+            try writeSpec(spec, of: id)
             var c = EngineContainer(id: id, name: name, image: image.id, imageName: options.image, created: Timestamp.now(),
                                     command: spec.process?.args ?? [], status: .created, autoRemove: options.remove)
             c.openStdin = options.interactive
             c.tty = options.tty
             c.stopSignal = config.config?.StopSignal
+            c.networkMode = mode
+            c.ports = options.ports.isEmpty ? nil : options.ports
             try save(c)
             Events.record(self, "create", c)
             return c
@@ -319,6 +330,44 @@ public struct Engine: Sendable {
             try? layer.remove()
             throw error
         }
+    }
+
+    /// `--network` checked and normalised (`default` is `bridge`; a network by id is kept by name).
+    func networkPlan(_ options: RunOptions, id: String) throws(BerthError) -> (String, ContainerSpec.NetworkPlan) {
+        let mode = options.network == "default" || options.network.isEmpty ? NetworkStore.defaultName : options.network
+        if mode == "none" || mode == "host" || mode.hasPrefix("container:") {
+            guard options.ports.isEmpty else {
+                throw BerthError("--network \(mode) and -p do not go together: ports are published from a bridge network")
+            }
+        }
+        switch mode {
+        case "none": return (mode, .none)
+        case "host": return (mode, .host)
+        case let m where m.hasPrefix("container:"):
+            let other = try container(String(m.dropFirst("container:".count)))
+            guard other.networkMode.map({ !$0.hasPrefix("container:") }) ?? true else {
+                throw BerthError("--network \(m): that container shares another's network; name that one")
+            }
+            return ("container:" + other.id, .container(other, directory: containersDir + "/" + other.id))
+        case NetworkStore.defaultName:
+            return (mode, .bridge(namespace: sandbox.namespacePath(id)))
+        default:
+            let network = try networks.find(mode)
+            return (network.name, .bridge(namespace: sandbox.namespacePath(id)))
+        }
+    }
+
+    /// `--network container:X`: the runtime config names X's namespace as it is at this start.
+    func joinNetwork(of c: EngineContainer) throws(BerthError) {
+        guard let mode = c.networkMode, mode.hasPrefix("container:") else { return }
+        let other = refreshed(try container(String(mode.dropFirst("container:".count))))
+        guard other.status == .running, let pid = other.pid else {
+            throw BerthError("container \(c.name) joins the network of \(other.name), which is not running")
+        }
+        var spec = try self.spec(of: c)
+        let namespace = other.onBridgeNetwork ? sandbox.namespacePath(other.id) : "/proc/\(pid)/ns/net"
+        ContainerSpec.setNetworkNamespace(&spec, path: namespace)
+        try writeSpec(spec, of: c.id)
     }
 
     /// Deletes a container: its runtime state, overlay and writable layer.
@@ -334,6 +383,8 @@ public struct Engine: Sendable {
             _ = try? waitForExit(c.id, timeout: 10)
         }
         if (try? runtime.record(id: c.id)) != nil { try runtime.delete(id: c.id, force: true) }
+        // a supervisor that died with its container left its network behind
+        if c.onBridgeNetwork && !refreshed((try? load(c.id)) ?? c).supervised { sandbox.teardown(id: c.id) }
         try ContainerLayer(store: images, id: c.id).remove()
         for name in anonymous { try? removeVolume(name) }
         Events.record(self, "destroy", c)

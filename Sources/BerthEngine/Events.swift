@@ -53,6 +53,13 @@ public enum Events {
                                    Actor: .init(ID: c.id, Attributes: attrs), time: 0, timeNano: 0))
     }
 
+    static func recordNetwork(_ engine: Engine, _ action: String, _ id: String, name: String, container: String? = nil) {
+        var attrs = ["name": name, "type": "bridge"]
+        if let container { attrs["container"] = container }
+        append(engine, EngineEvent(status: nil, id: nil, from: nil, Type: "network", Action: action,
+                                   Actor: .init(ID: id, Attributes: attrs), time: 0, timeNano: 0))
+    }
+
     public static func recordImage(_ engine: Engine, _ action: String, _ name: String) {
         append(engine, EngineEvent(status: action, id: name, from: nil, Type: "image", Action: action,
                                    Actor: .init(ID: name, Attributes: ["name": name]), time: 0, timeNano: 0))

@@ -36,7 +36,8 @@ public struct ContainerInspect: Encodable, Sendable {
         public var LogConfig = LogConfig()
         public var RestartPolicy = RestartPolicy()
         public var AutoRemove: Bool
-        public var NetworkMode = "none"
+        public var NetworkMode: String
+        public var PortBindings: [String: [NetworkSettings.HostPort]]
         public var CgroupParent: String
         public var Memory: Int64
         public var MemorySwap: Int64
@@ -60,6 +61,7 @@ public struct ContainerInspect: Encodable, Sendable {
     public var Config: Config
     public var HostConfig: HostConfig
     public var Mounts: [String] = []
+    public var NetworkSettings: NetworkSettings
 
     public init(_ c: EngineContainer, engine: Engine) {
         let spec = try? engine.spec(of: c)
@@ -84,7 +86,12 @@ public struct ContainerInspect: Encodable, Sendable {
             return parts.dropLast().joined(separator: "/")
         } ?? ""
         let quota = r?.cpu?.quota ?? 0, period = r?.cpu?.period ?? 0
-        self.HostConfig = ContainerInspect.HostConfig(AutoRemove: c.autoRemove, CgroupParent: parent, Memory: r?.memory?.limit ?? 0,
+        var bindings: [String: [NetworkSettings.HostPort]] = [:]
+        for p in c.ports ?? [] {
+            bindings["\(p.containerPort)/\(p.proto)", default: []].append(.init(HostIp: p.hostIP, HostPort: p.hostPort == 0 ? "" : String(p.hostPort)))
+        }
+        self.NetworkSettings = BerthEngine.NetworkSettings(c, engine: engine)
+        self.HostConfig = ContainerInspect.HostConfig(AutoRemove: c.autoRemove, NetworkMode: c.networkMode ?? "none", PortBindings: bindings, CgroupParent: parent, Memory: r?.memory?.limit ?? 0,
                                                       MemorySwap: r?.memory?.swap ?? 0,
                                                       NanoCpus: period == 100_000 && quota > 0 ? quota * 10_000 : 0,
                                                       CpuShares: r?.cpu?.shares ?? 0, CpuPeriod: period, CpuQuota: quota,

@@ -68,14 +68,14 @@ extension Engine {
             try runtime.update(id: c.id, resources: resources)
         }
         spec.linux?.resources = r
-        try writeSpec(spec, of: c)
+        try writeSpec(spec, of: c.id)
         Events.record(self, "update", c)
     }
 
-    func writeSpec(_ spec: Spec, of c: EngineContainer) throws(BerthError) {
+    func writeSpec(_ spec: Spec, of id: String) throws(BerthError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try Files.writeAtomically(Array((try? encoder.encode(spec)) ?? Data()), to: images.root + "/containers/" + c.id + "/config.json", mode: 0o600)
+        try Files.writeAtomically(Array((try? encoder.encode(spec)) ?? Data()), to: containersDir + "/" + id + "/config.json", mode: 0o600)
     }
 
     public func rename(_ ref: String, to name: String) throws(BerthError) {

@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import BerthCgroups
 import BerthImage
+import BerthNetwork
 import BerthRuntime
 import BerthSys
 import CBerthLaunch
@@ -87,6 +88,29 @@ public struct Supervisor: Sendable {
         close(outPipe[1]); close(errPipe[1])
         if inPipe[0] >= 0 { close(inPipe[0]) }
 
+        // the network before the container: its namespace file is in the runtime config
+        var proxy: PortProxy?
+        do throws(BerthError) {
+            try engine.joinNetwork(of: c)
+            if c.onBridgeNetwork {
+                var ports = c.ports ?? []
+                proxy = try PortProxy(bindings: &ports)
+                let hostname = ((try? Files.read(directory + "/hostname")) ?? c.shortID).trimmingCharacters(in: .whitespacesAndNewlines)
+                c.attachment = try engine.sandbox.setup(id: id, name: c.name, hostname: hostname, network: c.networkMode ?? NetworkStore.defaultName,
+                                                        ports: ports, hostsFile: directory + "/hosts", created: Timestamp.now())
+            }
+        } catch {
+            proxy?.close()
+            report("\(error)")
+            try? layer.unmount()
+            return 1
+        }
+        func releaseNetwork() {
+            proxy?.close()
+            if c.onBridgeNetwork { engine.sandbox.teardown(id: id) }
+            c.attachment = nil
+        }
+
         var options = CreateOptions(bundle: directory)
         var console: [Int32] = [-1, -1]
         if tty {
@@ -97,6 +121,7 @@ public struct Supervisor: Sendable {
             try runtime.create(id: id, options: options)
         } catch {
             report("\(error)")
+            releaseNetwork()
             c.status = .created
             try? engine.save(c)
             try? layer.unmount()
@@ -119,6 +144,7 @@ public struct Supervisor: Sendable {
         } catch {
             report("\(error)")
             try? runtime.delete(id: id, force: true)
+            releaseNetwork()
             try? layer.unmount()
             return 1
         }
@@ -143,6 +169,7 @@ public struct Supervisor: Sendable {
             if clientIn >= 0 { clients.forwardInput(from: clientIn, closesInput: !tty) }
         }
         let listener = AttachListener(path: engine.attachSocket(id), clients: clients, openStdin: c.openStdin)
+        if let address = c.attachment?.address { proxy?.start(container: address) }
         Events.record(engine, "start", c)
         report("ok")
 
@@ -186,9 +213,11 @@ public struct Supervisor: Sendable {
         while pumps.contains(where: { !$0.isFinished }) && monotonicMilliseconds() < deadline { usleep(1000) }
         let oom = ((try? runtime.record(id: id))?.cgroups.oomKills ?? 0) > 0
         try? runtime.delete(id: id, force: true)
+        releaseNetwork()
         try? layer.unmount()
         try? engine.withRecordLock(id) { () throws(BerthError) in
             c = (try? engine.load(id)) ?? c
+            c.attachment = nil
             c.status = .exited
             c.exitCode = exitCode(status)
             c.oomKilled = oom

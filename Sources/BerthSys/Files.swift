@@ -212,3 +212,20 @@ public func followLines(_ path: String, from offset: Int64, every microseconds: 
         usleep(microseconds)
     }
 }
+
+/// flock(2) on a lock file: shared for readers and writers of new content,
+/// exclusive for whoever deletes (rmi, prune) or rewrites records (image
+/// records, network records and their address allocations).
+public final class StoreLock {
+    let fd: Int32
+    public init(path: String, exclusive: Bool) throws(BerthError) {
+        fd = try FileDescriptor(open: path, flags: O_RDWR | O_CREAT, mode: 0o600).release()
+        while flock(fd, exclusive ? LOCK_EX : LOCK_SH) != 0 {
+            if errno == EINTR { continue }
+            let e = errno
+            close(fd)
+            throw .sys("lock", path: path, errno: e)
+        }
+    }
+    deinit { close(fd) }   // closing drops the lock
+}

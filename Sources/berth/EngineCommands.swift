@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import BerthEngine
 import BerthImage
+import BerthNetwork
 import BerthOCI
 import BerthSys
 import CBerthLaunch
@@ -257,6 +258,52 @@ func copy(_ source: String, _ destination: String, engine: Engine) throws(BerthE
     }
 }
 
+/// docker ps's PORTS: as bound while the container runs, as asked for otherwise.
+func portsText(_ c: EngineContainer) -> String {
+    (c.status == .running ? c.attachment?.ports : nil)?.map(\.description).joined(separator: ", ") ?? ""
+}
+
+/// `berth network create|ls|inspect|rm|prune`.
+func networkCommand(_ rest: [String], engine: Engine) throws(BerthError) {
+    let sub = rest.first ?? ""
+    let a = Arguments(Array(rest.dropFirst()), flags: ["--quiet", "--internal", "--force", "--no-trunc"], values: ["--subnet", "--driver", "--label", "--format"],
+                      aliases: ["-q": "--quiet", "-d": "--driver", "-f": "--force"])
+    switch sub {
+    case "create":
+        guard a.positional.count == 1 else { fail("network create: name one network\n\(usage)", code: 2) }
+        var labels: [String: String] = [:]
+        for l in a.lists["--label"] ?? [] { let kv = l.split(separator: "=", maxSplits: 1).map(String.init); labels[kv[0]] = kv.count > 1 ? kv[1] : "" }
+        print(try engine.createNetwork(name: a.positional[0], subnet: a.values["--subnet"], internal: a.flags.contains("--internal"),
+                                       labels: labels, driver: a.values["--driver"] ?? "bridge").Id)
+    case "ls", "list":
+        let all = engine.networkList()
+        if a.flags.contains("--quiet") { for n in all { print(a.flags.contains("--no-trunc") ? n.Id : String(n.Id.prefix(12))) }; return }
+        table([["NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET"]] + all.map { n in
+            [String(n.Id.prefix(12)), n.Name, n.Driver, n.Scope, n.IPAM.Config.first?.Subnet ?? ""]
+        })
+    case "inspect":
+        guard !a.positional.isEmpty else { fail("network inspect: name at least one network\n\(usage)", code: 2) }
+        var out: [NetworkInspect] = []
+        for ref in a.positional { out.append(try engine.network(ref)) }
+        printJSON(out)
+    case "rm", "remove":
+        guard !a.positional.isEmpty else { fail("network rm: name at least one network\n\(usage)", code: 2) }
+        var failed = false
+        for ref in a.positional {
+            do { try engine.removeNetwork(ref); print(ref) } catch {
+                FileHandle.standardError.write(Data("berth: \(error)\n".utf8))
+                failed = true
+            }
+        }
+        if failed { exit(1) }
+    case "prune":
+        let removed = engine.pruneNetworks()
+        if !removed.isEmpty { print("Deleted Networks:\n" + removed.joined(separator: "\n")) }
+    default:
+        fail("network: give a command (create, ls, inspect, rm, prune)\n\(usage)", code: 2)
+    }
+}
+
 /// `run` and `create`'s flags, docker's spellings, as engine options.
 func parseRunOptions(_ rest: [String], command: String) throws(BerthError) -> RunOptions {
     let a = Arguments(rest, flags: ["--rm", "--detach", "--tty", "--interactive", "--read-only", "--init"],
@@ -264,8 +311,8 @@ func parseRunOptions(_ rest: [String], command: String) throws(BerthError) -> Ru
                                "--memory", "--memory-swap", "--memory-reservation", "--cpus", "--cpu-shares", "--cpu-period",
                                "--cpu-quota", "--cpuset-cpus", "--pids-limit", "--blkio-weight", "--device-read-bps",
                                "--device-write-bps", "--device-read-iops", "--device-write-iops", "--volume", "--tmpfs",
-                               "--ulimit", "--cap-add", "--cap-drop", "--security-opt", "--network"],
-                      aliases: ["-d": "--detach", "-t": "--tty", "-i": "--interactive", "-e": "--env", "-w": "--workdir", "-u": "--user",
+                               "--ulimit", "--cap-add", "--cap-drop", "--security-opt", "--network", "--publish"],
+                      aliases: ["-p": "--publish", "-d": "--detach", "-t": "--tty", "-i": "--interactive", "-e": "--env", "-w": "--workdir", "-u": "--user",
                                 "-h": "--hostname", "-m": "--memory", "-c": "--cpu-shares", "-v": "--volume", "--net": "--network"],
                       stopAtPositional: true)
     guard let image = a.positional.first else { fail("\(command): name an image\n\(usage)", code: 2) }
@@ -296,6 +343,7 @@ func parseRunOptions(_ rest: [String], command: String) throws(BerthError) -> Ru
     options.capDrop = a.lists["--cap-drop"] ?? []
     options.securityOptions = a.lists["--security-opt"] ?? []
     options.network = a.values["--network"] ?? options.network
+    for p in a.lists["--publish"] ?? [] { options.ports += try PortBinding.parse(p) }
     options.resources = try resourceFlags(a)
     return options
 }
@@ -358,6 +406,8 @@ func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
             demultiplex(pair[0], raw: c.tty)
             raw?.restore()
             exit(try engine.waitForExit(c.id, timeout: 10) ?? 0)
+        case "network":
+            try networkCommand(rest, engine: engine)
         case "volume":
             let sub = rest.first ?? ""
             let a = Arguments(Array(rest.dropFirst()), flags: ["--quiet", "--force", "--all"], values: [], aliases: ["-q": "--quiet", "-f": "--force", "-a": "--all"])
@@ -565,7 +615,8 @@ func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
                 let fields: [(EngineContainer) -> [String: String]] = [{ c in
                     ["ID": a.flags.contains("--no-trunc") ? c.id : c.shortID, "Image": c.imageName, "Command": "\"" + c.command.joined(separator: " ") + "\"",
                      "CreatedAt": c.created, "RunningFor": ago(c.created), "Status": engine.statusText(c),
-                     "State": engine.statusText(c).hasSuffix("(Paused)") ? "paused" : c.status.rawValue, "Names": c.name, "Ports": "", "Labels": ""]
+                     "State": engine.statusText(c).hasSuffix("(Paused)") ? "paused" : c.status.rawValue, "Names": c.name, "Ports": portsText(c), "Labels": "",
+                     "Networks": c.attachment?.network ?? (c.networkMode ?? "none")]
                 }]
                 for c in list {
                     let values = fields[0](c)
@@ -581,11 +632,11 @@ func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
                 }
                 return
             }
-            var rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]]
+            var rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]]
             for c in list {
                 var command = c.command.joined(separator: " ")
                 if command.count > 20 && !a.flags.contains("--no-trunc") { command = String(command.prefix(19)) + "…" }
-                rows.append([c.shortID, c.imageName, "\"\(command)\"", ago(c.created), engine.statusText(c), c.name])
+                rows.append([c.shortID, c.imageName, "\"\(command)\"", ago(c.created), engine.statusText(c), portsText(c), c.name])
             }
             table(rows)
         case "rm":

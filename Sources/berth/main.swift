@@ -15,7 +15,7 @@ import CBerthLaunch
 /// `berth`: the engine CLI. For now: the probes (trace, top) over the containers
 /// of a berth-runtime root, and the benchmark reports.
 let usage = """
-usage: berth [--data-root DIR] [--exec-root DIR] COMMAND   (images and containers: default \(ImageStore.defaultRoot) and \(Engine.defaultRunRoot))
+usage: berth [--data-root DIR] [--exec-root DIR] [--bip CIDR] COMMAND   (images and containers: default \(ImageStore.defaultRoot) and \(Engine.defaultRunRoot))
        berth -H unix:///PATH|tcp://ADDR:PORT [--tlsverify --tlscacert CA --tlscert CERT --tlskey KEY] COMMAND
                                           the same commands through a daemon's API (also BERTH_HOST): ps, images, inspect, run, create,
                                           start, stop, restart, kill, rm, pause, unpause, rename, wait, logs, exec, top, stats, pull
@@ -26,7 +26,8 @@ usage: berth [--data-root DIR] [--exec-root DIR] COMMAND   (images and container
                                           counts and latency histograms and run-queue latency
        berth run [--rm] [-d] [-t] [-i] [--name N] [-e K=V] [--env-file F] [-w DIR] [-u USER[:GROUP]] [--entrypoint E] [-h HOST] [--cgroup-parent P]
                  [-v SRC:DST[:ro]] [--tmpfs DST[:OPTS]] [--read-only] [--ulimit NAME=SOFT[:HARD]] [--cap-add C] [--cap-drop C]
-                 [--security-opt seccomp=FILE|unconfined|no-new-privileges] [--init] [--network none|host] IMAGE [COMMAND…]
+                 [--security-opt seccomp=FILE|unconfined|no-new-privileges] [--init]
+                 [--network bridge|NETWORK|none|host|container:NAME] [-p [IP:][HOST:]PORT[/tcp|udp]]… IMAGE [COMMAND…]
            limits: [-m SIZE] [--memory-swap SIZE|-1] [--memory-reservation SIZE] [--cpus N] [-c SHARES] [--cpu-period US]
                    [--cpu-quota US] [--cpuset-cpus LIST] [--pids-limit N]   (docker's rules: swap is memory+swap, --cpus → quota/100 ms)
                    [--blkio-weight W] [--device-read-bps|--device-write-bps DEV:RATE] [--device-read-iops|--device-write-iops DEV:N]
@@ -43,6 +44,9 @@ usage: berth [--data-root DIR] [--exec-root DIR] COMMAND   (images and container
        berth events [--since T] [--until T] [-f type=|event=|container=|image=] [--format json]
        berth ps [-a] [-q] [--format TEMPLATE|json]   containers (running; -a: all); {{.ID}} {{.Names}} {{.Status}} {{.State}} …
        berth info / berth system df       the engine and its disk use
+       berth network create [--subnet CIDR] [--internal] [--label K=V] NAME / ls [-q] / inspect NETWORK… / rm NETWORK… / prune
+                                          bridge networks: containers on one reach each other by name; the default
+                                          network (bridge) has its subnet from --bip CIDR (a global option) or a free 172.x/16
        berth volume create [NAME] / ls [-q] / inspect NAME… / rm NAME… / prune [-a]   local volumes (DATA-ROOT/volumes)
        berth rm [-f] [-v] CONTAINER…      remove containers and their writable layers (-v: and their anonymous volumes)
        berth export [-o FILE] CONTAINER   the container's filesystem as a tar
@@ -105,16 +109,21 @@ var args = Array(CommandLine.arguments.dropFirst())
 var roots = EngineRoots()
 var remote = ProcessInfo.processInfo.environment["BERTH_HOST"].flatMap { $0.isEmpty ? nil : RemoteHost(address: $0) }
 var tlsFiles: [String: String] = [:]
-while let first = args.first, ["--data-root", "--exec-root", "--host", "-H", "--tlscacert", "--tlscert", "--tlskey", "--tlsverify"].contains(first) {
+var bridgeSubnet: String?
+while let first = args.first, ["--data-root", "--exec-root", "--host", "-H", "--tlscacert", "--tlscert", "--tlskey", "--tlsverify", "--bip"].contains(first) {
     if first == "--tlsverify" { tlsFiles[first] = "1"; args.removeFirst(); continue }
     guard args.count > 1 else { fail("\(first) needs a value\n\(usage)", code: 2) }
     switch first {
     case "--data-root": roots.data = args[1]
     case "--exec-root": roots.exec = args[1]
     case "--host", "-H": remote = RemoteHost(address: args[1])
+    case "--bip": bridgeSubnet = args[1]
     default: tlsFiles[first] = args[1]
     }
     args.removeFirst(2)
+}
+if let bridgeSubnet {
+    do { try roots.engine.setDefaultSubnet(bridgeSubnet) } catch { fail("\(error)") }
 }
 if var host = remote, args.first != "daemon" {
     if tlsFiles["--tlsverify"] != nil || tlsFiles["--tlscacert"] != nil {
@@ -154,6 +163,7 @@ case "daemon":
     do {
         try Files.makeDirectories(roots.exec, mode: 0o711)
         try roots.engine.images.prepare()
+        roots.engine.releaseStaleNetworks()
         let api = DockerAPI(engine: roots.engine)
         if a.flags.contains("--probes") { api.probes = try DaemonProbes(engine: roots.engine) }
         let handler: HTTPServer.Handler = { request, connection in api.handle(request, connection) }
@@ -176,7 +186,7 @@ case "shim":
     let attached = args.contains("--attached"), multiplexed = args.contains("--multiplexed")
     guard let id = args.dropFirst().last(where: { !$0.hasPrefix("--") }) else { fail("shim: which container?", code: 2) }
     exit(Supervisor(engine: roots.engine, id: id).run(attached: attached, multiplexed: multiplexed))
-case "run", "create", "ps", "rm", "export", "build", "start", "stop", "restart", "kill", "wait", "logs", "inspect", "exec", "stats", "pause", "unpause", "update", "rename", "cp", "events", "attach", "info", "system", "volume":
+case "run", "create", "ps", "rm", "export", "build", "start", "stop", "restart", "kill", "wait", "logs", "inspect", "exec", "stats", "pause", "unpause", "update", "rename", "cp", "events", "attach", "info", "system", "volume", "network":
     containerCommand(args[0], Array(args.dropFirst()), roots: roots)
 case "container":
     guard args.count > 1 else { fail("container: give a command (run, create, ls, rm, export)\n\(usage)", code: 2) }

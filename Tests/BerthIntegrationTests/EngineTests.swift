@@ -183,7 +183,7 @@ struct EngineTests {
         let environment = try env.runContainer(["--rm", "--env-file", env.dir + "/env", "-e", "A=override", "busybox", "sh", "-c", "echo $A/$B/${FROM_HOST-unset}"])
         #expect(environment.stdout == "override/two words/unset\n", "\(environment.stdout) \(environment.stderr)")
 
-        let none = try env.runContainer(["--rm", "busybox", "sh", "-c", "ls /sys/class/net; ping -c 1 -W 2 127.0.0.1 >/dev/null && echo lo-up"])
+        let none = try env.runContainer(["--rm", "--network", "none", "busybox", "sh", "-c", "ls /sys/class/net; ping -c 1 -W 2 127.0.0.1 >/dev/null && echo lo-up"])
         #expect(none.stdout == "lo\nlo-up\n", "\(none.stdout) \(none.stderr)")
         let hostNet = try env.runContainer(["--rm", "--network", "host", "busybox", "sh", "-c", "hostname; ls /sys/class/net | wc -l"])
         let hostInterfaces = ((try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")) ?? []).count
@@ -211,7 +211,7 @@ struct EngineTests {
         // refused before anything is made
         for (args, message) in [(["-v", "data:relative"], "is not an absolute path"), (["--cap-add", "FLY"], "unknown capability"),
                                 (["--ulimit", "nofile=9:1"], "above the hard limit"), (["--security-opt", "apparmor=x"], "not supported"),
-                                (["--network", "mesh"], "none and host"), (["--device-read-bps", "/etc/passwd:1mb"], "not a block device"),
+                                (["--network", "mesh"], "no such network: mesh"), (["--device-read-bps", "/etc/passwd:1mb"], "not a block device"),
                                 (["--blkio-weight", "5"], "between 10 and 1000")] {
             let out = try env.runContainer(["--rm"] + args + ["busybox", "true"])
             #expect(out.code == 1 && out.stderr.contains(message), "\(args): \(out.stderr)")
