@@ -119,7 +119,7 @@ extension Engine {
     }
 
     public func removeNetwork(_ ref: String) throws(BerthError) {
-        if ref == "host" || ref == "none" { throw BerthError("\(ref) is a pre-defined network and cannot be removed") }
+        if ["host", "none", NetworkStore.defaultName].contains(ref) { throw BerthError("\(ref) is a pre-defined network and cannot be removed") }
         let r = try networks.find(ref)
         try networks.remove(r.id)
         Events.recordNetwork(self, "destroy", r.id, name: r.name)

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import BerthCgroups
 import BerthImage
+import BerthNetwork
 import BerthSys
 
 /// An engine store on its own tmpfs (the same on the host and in the v2 guest,
@@ -27,6 +28,15 @@ final class EngineEnvironment {
     }
 
     deinit {
+        // devices and rules of a test that failed halfway: its networks' bridges and veths, its nft table
+        let networks = NetworkStore(dataRoot: data, defaultRoot: ImageStore.defaultRoot)
+        if let link = try? Netlink() {
+            for r in networks.list() {
+                for e in r.endpoints.values { _ = try? link.deleteLink(e.veth) }
+                _ = try? link.deleteLink(r.bridge)
+            }
+        }
+        _ = try? run("/usr/sbin/nft", ["delete", "table", "ip", networks.natTable])
         // container overlays first, then the store's tmpfs
         let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
         for line in mounts.split(separator: "\n").reversed() {
@@ -61,6 +71,19 @@ final class EngineEnvironment {
         #expect(overlays.isEmpty, "overlay mounts left: \(overlays)", sourceLocation: sourceLocation)
         let state = (try? FileManager.default.contentsOfDirectory(atPath: exec + "/runtime")) ?? []
         #expect(state.filter { !$0.hasPrefix(".") }.isEmpty, "runtime state left: \(state)", sourceLocation: sourceLocation)
+        // networks: no namespace file, address, default bridge or nft table outlives the containers
+        let namespaces = (try? FileManager.default.contentsOfDirectory(atPath: exec + "/netns")) ?? []
+        #expect(namespaces.isEmpty, "network namespace files left: \(namespaces)", sourceLocation: sourceLocation)
+        let nsMounts = mounts.split(separator: "\n").filter { $0.contains(exec + "/netns/") }
+        #expect(nsMounts.isEmpty, "network namespace mounts left: \(nsMounts)", sourceLocation: sourceLocation)
+        let networks = NetworkStore(dataRoot: data, defaultRoot: ImageStore.defaultRoot)
+        for r in networks.list() {
+            #expect(r.endpoints.isEmpty, "addresses still held on \(r.name): \(r.endpoints.values.map(\.address))", sourceLocation: sourceLocation)
+            for e in r.endpoints.values { #expect(!Files.exists("/sys/class/net/" + e.veth), "veth left: \(e.veth)", sourceLocation: sourceLocation) }
+        }
+        #expect(!Files.exists("/sys/class/net/" + networks.defaultBridge), "default bridge left: \(networks.defaultBridge)", sourceLocation: sourceLocation)
+        let table = try? run("/usr/sbin/nft", ["list", "table", "ip", networks.natTable])
+        #expect(table.map { $0.code != 0 } ?? true, "nft table left: \(networks.natTable)", sourceLocation: sourceLocation)
         if let layout = try? CgroupLayout.detect(), let caller = try? ProcessCgroups.current() {
             for h in layout.controllerHierarchies + (layout.v2.map { [$0] } ?? []) {
                 let d = CgroupPath(cgroupParent).directory(in: h, caller: caller)
