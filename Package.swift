@@ -51,7 +51,7 @@ let package = Package(
         .target(name: "BerthRuntime", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "CBerthLaunch"], exclude: ["README.md"]),
         // berth trace / berth top: containers of a runtime root seen through the probes.
         .target(name: "BerthTrace", dependencies: ["BerthSys", "BerthRuntime", "BerthCgroups", "BerthProbes"], exclude: ["README.md"]),
-        .target(name: "BerthBench", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "BerthRuntime", "BerthProbes", "BerthImage", "CBerthLaunch"], exclude: ["README.md"]),
+        .target(name: "BerthBench", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "BerthRuntime", "BerthProbes", "BerthImage", "BerthNetwork", "CBerthLaunch"], exclude: ["README.md"]),
         .executableTarget(name: "berth", dependencies: ["BerthDaemon", "BerthEngine", "BerthImage", "BerthNetwork", "BerthBench", "BerthTrace", "BerthProbes", "BerthRuntime", "BerthSys", "CBerthLaunch", "CBerthTLS"]),
         .executableTarget(
             name: "berth-bench",

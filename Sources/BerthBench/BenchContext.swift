@@ -232,17 +232,24 @@ public struct BenchProfile: Codable, Sendable {
     /// Layer unpack benchmark: the layer's file content, and rounds per variant.
     public var imageLayerMiB = 64
     public var imageRounds = 5
+    /// Network benchmark: bridge setups timed, traffic rounds, MiB streamed and 64-byte round trips per round.
+    public var networkSetups = 30
+    public var networkRounds = 7
+    public var networkMiB = 256
+    public var networkExchanges = 4000
 
     public static let quick = BenchProfile(name: "quick", startupIterations: 60, syscallRounds: 7, syscallCalls: 200_000,
                                            quotaSeconds: 1.5, cpuQuotas: [0.1, 0.25, 0.5, 1, 1.5], memoryLimitsMiB: [32, 64, 128],
                                            pidsLimits: [8, 32], densityCounts: [1, 10, 50])
     public static let full = BenchProfile(name: "full", startupIterations: 300, syscallRounds: 15, syscallCalls: 500_000,
                                           quotaSeconds: 5, cpuQuotas: [0.1, 0.25, 0.5, 1, 1.5], memoryLimitsMiB: [32, 64, 128, 256],
-                                          pidsLimits: [8, 32, 128], densityCounts: [1, 10, 50, 100], imageLayerMiB: 256, imageRounds: 9)
+                                          pidsLimits: [8, 32, 128], densityCounts: [1, 10, 50, 100], imageLayerMiB: 256, imageRounds: 9,
+                                          networkSetups: 100, networkRounds: 15, networkMiB: 1024, networkExchanges: 20000)
     /// For CI's end-to-end run: every scenario, a few iterations.
     public static let smoke = BenchProfile(name: "smoke", startupIterations: 4, syscallRounds: 2, syscallCalls: 20_000,
                                            quotaSeconds: 0.5, cpuQuotas: [0.5, 1], memoryLimitsMiB: [32], pidsLimits: [8],
-                                           densityCounts: [1, 4], imageLayerMiB: 8, imageRounds: 2)
+                                           densityCounts: [1, 4], imageLayerMiB: 8, imageRounds: 2,
+                                           networkSetups: 3, networkRounds: 2, networkMiB: 16, networkExchanges: 300)
 
     public static func named(_ name: String) -> BenchProfile? { ["quick": quick, "full": full, "smoke": smoke][name] }
 }

@@ -41,6 +41,16 @@ public struct ReportDiff: Sendable {
                 if let x = ia.samples[v], let y = ib.samples[v] { add("layer unpack (\(v))", "s", x, y) }
             }
         }
+        if let na = a.network, let nb = b.network {
+            if let x = na.samples["setup"]?["ms"], let y = nb.samples["setup"]?["ms"] { add("bridge network setup", "ms", x, y) }
+            for path in NetworkBenchmark.paths {
+                if let x = na.samples[path]?["µs"], let y = nb.samples[path]?["µs"] { add("TCP round trip (\(path))", "µs", x, y) }
+                // throughput compared as time per MB, so that lower is better here too
+                if let x = na.samples[path]?["MB/s"], let y = nb.samples[path]?["MB/s"] {
+                    add("TCP time per MB (\(path))", "ms", x.map { 1000 / $0 }, y.map { 1000 / $0 })
+                }
+            }
+        }
         if let da = a.density, let db = b.density {
             for p in da.points {
                 if let q = db.points.first(where: { $0.containers == p.containers }) {

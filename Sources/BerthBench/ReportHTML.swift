@@ -92,6 +92,16 @@ extension BenchResults {
                              rows: ImageResult.variants.compactMap { v in i.megabytesPerSecond[v].map { (v, $0) } }, colors: SVG.palette)
             body += tableHTML(markdownTable(imagesMarkdown(i)))
         }
+        if let n = network, !n.megabytesPerSecond.isEmpty {
+            body += "<h2>Network: bridge setup and traffic</h2>"
+            body += SVG.bars(title: "Bridge network setup per container (median ms)", unit: "ms",
+                             rows: NetworkResult.phases.filter { $0 != "setup total" }.compactMap { p in n.setupMilliseconds[p].map { (p, $0.median) } }, colors: SVG.palette)
+            body += SVG.bars(title: "TCP throughput (MB/s, higher is better)", unit: "MB/s",
+                             rows: NetworkBenchmark.paths.compactMap { p in n.megabytesPerSecond[p].map { (p, $0.median) } }, colors: SVG.palette)
+            body += SVG.bars(title: "TCP round trip, 64 bytes (µs, lower is better)", unit: "µs",
+                             rows: NetworkBenchmark.paths.compactMap { p in n.roundTripMicroseconds[p].map { (p, $0.median) } }, colors: SVG.palette)
+            body += tableHTML(markdownTable(networkMarkdown(n)))
+        }
         return """
         <!doctype html>
         <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

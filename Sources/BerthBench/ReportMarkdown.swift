@@ -63,6 +63,7 @@ extension BenchResults {
         if let q = quota { md += quotaMarkdown(q) }
         if let d = density { md += densityMarkdown(d) }
         if let i = images { md += imagesMarkdown(i) }
+        if let n = network { md += networkMarkdown(n) }
         return md
     }
 
@@ -187,6 +188,29 @@ extension BenchResults {
         if let overlay = startup?.ratios["berth+overlay/berth"] {
             md += "| overlay rootfs vs bind rootfs at startup (berth+overlay/berth, from the startup scenario) | \(f(overlay.value, 3)) | \(f(overlay.low, 3)) – \(f(overlay.high, 3)) |\n"
         }
+        return md + "\n"
+    }
+
+    func networkMarkdown(_ n: NetworkResult) -> String {
+        var md = "## Network: bridge setup and traffic\n\n"
+        md += "A user bridge network (\(n.subnet)). Setup of one container's place on it, \(n.setups) times: its namespace file (nsfs bind mount), "
+        md += "an address from the IPAM under its lock, the veth pair made with its peer inside the namespace, lo and eth0 up with the address and "
+        md += "default route (netlink in the namespace), and one published port's DNAT rule (libnftables); then the teardown of all of it.\n\n"
+        md += "| phase | median ms | p95 ms |\n|---|---:|---:|\n"
+        for p in NetworkResult.phases { if let s = n.setupMilliseconds[p] { md += "| \(p) | \(f(s.median, 3)) | \(f(s.p95, 3)) |\n" } }
+        if let berth = startup?.runtimes["berth"]?.summary.median, let total = n.setupMilliseconds["setup total"]?.median, berth > 0 {
+            md += "\nA bridge network adds \(f(total, 2)) ms to a container's start, \(f(total / berth * 100, 0))% of berth's median `run` of /bin/true (\(f(berth, 2)) ms).\n"
+        }
+        md += "\nTraffic: \(n.rounds) rounds, paths in shuffled order each round; per round \(n.megabytes) MiB streamed over one TCP connection "
+        md += "and \(n.exchanges) 64-byte request/response exchanges (TCP_NODELAY), whose median round trip is the round's latency. "
+        md += "The ends are sockets made inside the containers' namespaces (container↔host: the host end listens on the bridge's address).\n\n"
+        md += "| path | MB/s (median) | MB/s p5 | round trip µs (median) | round trip µs p95 |\n|---|---:|---:|---:|---:|\n"
+        for p in NetworkBenchmark.paths {
+            guard let t = n.megabytesPerSecond[p], let l = n.roundTripMicroseconds[p] else { continue }
+            md += "| \(p) | \(f(t.median, 0)) | \(f(t.p5, 0)) | \(f(l.median, 1)) | \(f(l.p95, 1)) |\n"
+        }
+        md += "\n| ratio against loopback (above 1: slower) | median | 95% CI |\n|---|---:|---|\n"
+        for (name, r) in n.ratios.sorted(by: { $0.key < $1.key }) { md += "| \(name) | \(f(r.value, 3)) | \(f(r.low, 3)) – \(f(r.high, 3)) |\n" }
         return md + "\n"
     }
 }

@@ -19,6 +19,7 @@ public struct BenchResults: Codable, Sendable {
     public var quota: QuotaResult?
     public var density: DensityResult?
     public var images: ImageResult?
+    public var network: NetworkResult?
 
     public init(started: String, profile: String, environment: BenchEnvironment) {
         self.started = started; self.profile = profile; self.environment = environment

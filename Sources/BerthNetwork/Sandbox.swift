@@ -38,11 +38,24 @@ public struct Sandbox: Sendable {
     }
 
     public func namespacePath(_ id: String) -> String { namespaceDirectory + "/" + id }
+
+    /// A socket inside container `id`'s network namespace (the benchmark's traffic
+    /// takes the container's path without a process in it).
+    public func socket(in id: String, type: Int32) throws(BerthError) -> Int32 {
+        let path = namespacePath(id)
+        let nsfd = open(path, O_RDONLY | O_CLOEXEC)
+        guard nsfd >= 0 else { throw .sys("open the network namespace", path: path) }
+        defer { close(nsfd) }
+        let fd = berth_socket_in_netns(nsfd, AF_INET, type | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .sys("make a socket in the network namespace", path: path) }
+        return fd
+    }
     public static func vethName(_ id: String) -> String { "bv" + id.prefix(12) }
 
     /// Timings of a setup, for the startup breakdown.
     public struct Timing: Sendable {
         public var namespace = 0.0, address = 0.0, veth = 0.0, inside = 0.0, ports = 0.0
+        public init() {}
     }
 
     /// Joins container `id` to `network` (a name or id; `bridge` is the default network).

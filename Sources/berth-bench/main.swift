@@ -13,7 +13,7 @@ struct BerthBenchCommand: ParsableCommand {
         commandName: "berth-bench",
         abstract: "Measure what containers cost against the host and other runtimes, and whether limits hold.")
 
-    static let scenarios = ["startup", "syscalls", "quota", "density", "images"]
+    static let scenarios = ["startup", "syscalls", "quota", "density", "images", "network"]
 
     @Option(help: "quick (the default, a few minutes), full, or smoke (CI: every scenario, a few iterations).") var profile: String = "quick"
     @Option(help: "Comma-separated scenarios to run (\(scenarios.joined(separator: ", "))); default all.") var only: String?
@@ -57,6 +57,7 @@ struct BerthBenchCommand: ParsableCommand {
         if selected.contains("quota") { results.quota = try QuotaBenchmark(context: context).run(progress: progress) }
         if selected.contains("density") { results.density = try DensityBenchmark(context: context).run(progress: progress) }
         if selected.contains("images") { results.images = try ImageBenchmark(context: context).run(progress: progress) }
+        if selected.contains("network") { results.network = try NetworkBenchmark(context: context).run(progress: progress) }
         let dir = output ?? here + "/reports/" + started.replacingColons()
         try results.write(to: dir)
         print(results.markdown())

@@ -263,6 +263,14 @@ func portsText(_ c: EngineContainer) -> String {
     (c.status == .running ? c.attachment?.ports : nil)?.map(\.description).joined(separator: ", ") ?? ""
 }
 
+/// `volume inspect` / `network inspect`: each named object, as one JSON array.
+func inspectEach<T: Encodable>(_ kind: String, _ refs: [String], _ get: (String) throws(BerthError) -> T) throws(BerthError) {
+    guard !refs.isEmpty else { fail("\(kind) inspect: name at least one \(kind)\n\(usage)", code: 2) }
+    var out: [T] = []
+    for ref in refs { out.append(try get(ref)) }
+    printJSON(out)
+}
+
 /// `berth network create|ls|inspect|rm|prune`.
 func networkCommand(_ rest: [String], engine: Engine) throws(BerthError) {
     let sub = rest.first ?? ""
@@ -282,10 +290,7 @@ func networkCommand(_ rest: [String], engine: Engine) throws(BerthError) {
             [String(n.Id.prefix(12)), n.Name, n.Driver, n.Scope, n.IPAM.Config.first?.Subnet ?? ""]
         })
     case "inspect":
-        guard !a.positional.isEmpty else { fail("network inspect: name at least one network\n\(usage)", code: 2) }
-        var out: [NetworkInspect] = []
-        for ref in a.positional { out.append(try engine.network(ref)) }
-        printJSON(out)
+        try inspectEach("network", a.positional, engine.network)
     case "rm", "remove":
         guard !a.positional.isEmpty else { fail("network rm: name at least one network\n\(usage)", code: 2) }
         var failed = false
@@ -419,10 +424,7 @@ func containerCommand(_ command: String, _ rest: [String], roots: EngineRoots) {
                 if a.flags.contains("--quiet") { for v in engine.volumes() { print(v.name) }; return }
                 table([["DRIVER", "VOLUME NAME"]] + engine.volumes().map { ["local", $0.name] })
             case "inspect":
-                guard !a.positional.isEmpty else { fail("volume inspect: name at least one volume\n\(usage)", code: 2) }
-                var out: [VolumeInspect] = []
-                for name in a.positional { out.append(try engine.volume(name)) }
-                printJSON(out)
+                try inspectEach("volume", a.positional, engine.volume)
             case "rm", "remove":
                 guard !a.positional.isEmpty else { fail("volume rm: name at least one volume\n\(usage)", code: 2) }
                 for name in a.positional { try engine.removeVolume(name); print(name) }

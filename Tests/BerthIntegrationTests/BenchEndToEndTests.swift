@@ -26,6 +26,7 @@ struct BenchEndToEndTests {
         let out = NSTemporaryDirectory() + "berth-bench-e2e-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: out) }
         let parentsBefore = benchParents()
+        let linksBefore = Set((try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")) ?? [])
         let bench = try run(Package.binary("berth-bench"), ["--profile", "smoke", "--runtime", Package.runtimeBinary,
                                                             "--helper", Package.helper, "--output", out], timeout: 600)
         #expect(bench.code == 0, "\(bench.stderr)\n\(bench.stdout.suffix(2000))")
@@ -56,6 +57,14 @@ struct BenchEndToEndTests {
         let density = try #require(results.density)
         #expect(density.points.allSatisfy { $0.started == $0.containers }, "\(density.points.compactMap(\.firstError))")
         #expect(benchParents() == parentsBefore, "cgroup parent left behind")
+        let network = try #require(results.network)
+        #expect(network.setupMilliseconds["setup total"]?.count == 3 && (network.setupMilliseconds["veth pair"]?.median ?? 0) > 0)
+        for path in ["loopback", "container↔container", "container↔host"] {
+            #expect((network.megabytesPerSecond[path]?.median ?? 0) > 0 && (network.roundTripMicroseconds[path]?.median ?? 0) > 0, "\(path)")
+        }
+        #expect(network.ratios["container↔container / loopback (round trip)"] != nil)
+        let links = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/class/net")) ?? []
+        #expect(!links.contains { $0.hasPrefix("br-") && !linksBefore.contains($0) }, "the benchmark's bridge is gone: \(links)")
 
         let report = try run(Package.binary("berth"), ["report", out])
         #expect(report.code == 0, "\(report.stderr)")
