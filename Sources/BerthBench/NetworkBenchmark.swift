@@ -32,7 +32,7 @@ public struct NetworkBenchmark {
         }
         func newID() -> String { (0..<4).map { _ in String(format: "%016llx", UInt64.random(in: 0...UInt64.max)) }.joined() }
         var result = NetworkResult(setups: profile.networkSetups, rounds: profile.networkRounds, megabytes: profile.networkMiB,
-                                   exchanges: profile.networkExchanges, subnet: network.subnet)
+                                   exchanges: profile.networkExchanges, subnet: network.subnet, bridge: network.bridge)
 
         // setup and teardown, phase by phase, with one published port (its nft rule)
         progress.begin("network setup", total: profile.networkSetups)
@@ -230,6 +230,7 @@ public struct NetworkResult: Codable, Sendable {
     public var megabytes: Int
     public var exchanges: Int
     public var subnet: String
+    public var bridge: String
     /// Per phase of a bridge network's setup, and the teardown, in ms.
     public var setupMilliseconds: [String: Summary] = [:]
     public var megabytesPerSecond: [String: Summary] = [:]

@@ -167,7 +167,9 @@ public struct Engine: Sendable {
         var c = refreshed(try container(ref))
         guard c.status != .running else { throw BerthError("container \(c.name) is already running") }
         if c.status == .exited {
-            // a restart: the previous run's runtime state is gone; the layer stays
+            // a restart: the previous run's runtime state is gone (or, its supervisor killed with
+            // it, left behind: deleted now); the layer stays
+            if (try? runtime.record(id: c.id)) != nil { try runtime.delete(id: c.id, force: true) }
             c.status = .created
             try save(c)
         }

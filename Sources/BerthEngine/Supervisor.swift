@@ -96,8 +96,10 @@ public struct Supervisor: Sendable {
                 var ports = c.ports ?? []
                 proxy = try PortProxy(bindings: &ports)
                 let hostname = ((try? Files.read(directory + "/hostname")) ?? c.shortID).trimmingCharacters(in: .whitespacesAndNewlines)
-                c.attachment = try engine.sandbox.setup(id: id, name: c.name, hostname: hostname, network: c.networkMode ?? NetworkStore.defaultName,
-                                                        ports: ports, hostsFile: directory + "/hosts", created: Timestamp.now())
+                let a = try engine.sandbox.setup(id: id, name: c.name, hostname: hostname, network: c.networkMode ?? NetworkStore.defaultName,
+                                                 ports: ports, hostsFile: directory + "/hosts", created: Timestamp.now())
+                c.attachment = a
+                Events.recordNetwork(engine, "connect", a.networkID, name: a.network, container: id)
             }
         } catch {
             proxy?.close()
@@ -108,6 +110,7 @@ public struct Supervisor: Sendable {
         func releaseNetwork() {
             proxy?.close()
             if c.onBridgeNetwork { engine.sandbox.teardown(id: id) }
+            if let a = c.attachment { Events.recordNetwork(engine, "disconnect", a.networkID, name: a.network, container: id) }
             c.attachment = nil
         }
 

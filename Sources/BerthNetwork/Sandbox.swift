@@ -71,6 +71,8 @@ public struct Sandbox: Sendable {
                 mark = now
             }
             let path = namespacePath(id)
+            // left by a supervisor that died with its container: undone before this start
+            if Files.exists(path) { teardown(id: id) }
             try Files.makeDirectories(namespaceDirectory, mode: 0o700)
             let placeholder = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o444)
             guard placeholder >= 0 else { throw .sys("create the network namespace file", path: path) }

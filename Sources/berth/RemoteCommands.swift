@@ -18,6 +18,13 @@ func createBody(_ o: RunOptions) throws(BerthError) -> [String: Any] {
                                }, uniquingKeysWith: { $1 }),
                                "Ulimits": o.ulimits.map { ["Name": $0.name, "Soft": $0.soft == UInt64.max ? -1 : Int64($0.soft),
                                                            "Hard": $0.hard == UInt64.max ? -1 : Int64($0.hard)] }]
+    if !o.ports.isEmpty {
+        var bindings: [String: [[String: String]]] = [:]
+        for p in o.ports {
+            bindings["\(p.containerPort)/\(p.proto)", default: []].append(["HostIp": p.hostIP, "HostPort": p.hostPort == 0 ? "" : String(p.hostPort)])
+        }
+        host["PortBindings"] = bindings
+    }
     if let r = o.resources {
         if let m = r.memory {
             host["Memory"] = m.limit ?? 0
@@ -77,13 +84,19 @@ func remoteCommand(_ args: [String], host: RemoteHost) {
                 for c in list { print(a.flags.contains("--no-trunc") ? c["Id"] as? String ?? "" : String((c["Id"] as? String ?? "").prefix(12))) }
                 return
             }
-            var rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]]
+            var rows = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]]
             for c in list {
+                // docker's PORTS: 127.0.0.1:8080->80/tcp for a published port, 80/tcp for one not (yet) bound
+                let ports = (c["Ports"] as? [[String: Any]] ?? []).map { p -> String in
+                    let inside = "\(p["PrivatePort"] as? Int ?? 0)/\(p["Type"] as? String ?? "tcp")"
+                    guard let published = p["PublicPort"] as? Int else { return inside }
+                    return "\(p["IP"] as? String ?? "0.0.0.0"):\(published)->" + inside
+                }.joined(separator: ", ")
                 var cmd = c["Command"] as? String ?? ""
                 if cmd.count > 20 && !a.flags.contains("--no-trunc") { cmd = String(cmd.prefix(19)) + "…" }
                 let created = Date(timeIntervalSince1970: Double(c["Created"] as? Int ?? 0))
                 rows.append([String((c["Id"] as? String ?? "").prefix(12)), c["Image"] as? String ?? "", "\"\(cmd)\"",
-                             ago(ISO8601DateFormatter().string(from: created)), c["Status"] as? String ?? "",
+                             ago(ISO8601DateFormatter().string(from: created)), c["Status"] as? String ?? "", ports,
                              ((c["Names"] as? [String])?.first ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "/"))])
             }
             table(rows)

@@ -370,8 +370,12 @@ struct DaemonTests {
         #expect(noCert.code != 0, "a client without a certificate gets nothing")
         // berth's own client over the same TLS
         func berth(_ args: [String]) throws -> Output { try run(Package.binary("berth"), ["-H", address] + tls + args) }
-        #expect(try berth(["run", "-d", "--name", "remote", "--cgroup-parent", d.engine.cgroupParent, "busybox", "sleep", "1000"]).code == 0)
+        let webPort = freePort()
+        #expect(try berth(["run", "-d", "--name", "remote", "-p", "127.0.0.1:\(webPort):80", "--cgroup-parent", d.engine.cgroupParent, "busybox", "sh", "-c",
+                           "mkdir /www && echo remote-web > /www/index.html && exec httpd -f -p 80 -h /www"]).code == 0)
         #expect(try berth(["ps", "-q"]).stdout.count == 13)
+        #expect(httpGet("127.0.0.1", webPort) == "remote-web\n")
+        #expect(try berth(["ps"]).stdout.contains("127.0.0.1:\(webPort)->80/tcp"))
         let exec = try berth(["exec", "remote", "sh", "-c", "echo out; echo err >&2; exit 6"])
         #expect(exec.code == 6 && exec.stdout == "out\n" && exec.stderr == "err\n", "\(exec)")
         let attached = try berth(["run", "--rm", "--cgroup-parent", d.engine.cgroupParent, "busybox", "sh", "-c", "echo attached; exit 3"])

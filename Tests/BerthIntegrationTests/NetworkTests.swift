@@ -179,4 +179,39 @@ struct NetworkTests {
         #expect(try env.berth(["network", "rm", "fixed"]).code == 0)
         env.expectNoLeaks()
     }
+
+    @Test("a supervisor killed with its container leaves its network behind: the next start takes it back, rm releases it, and the daemon sweeps it")
+    func staleEndpoints() throws {
+        let env = try EngineEnvironment()
+        func killSupervisorAndContainer(_ name: String) throws -> String {
+            let c = try inspect(env, [name])
+            let id = try #require(c["Id"] as? String)
+            let record = try JSONSerialization.jsonObject(with: Data(readFile(env.data + "/containers/\(id)/container.json").utf8)) as? [String: Any]
+            let supervisor = try #require(record?["supervisorPid"] as? Int)
+            let pid = try #require((c["State"] as? [String: Any])?["Pid"] as? Int)
+            kill(pid_t(supervisor), SIGKILL)
+            kill(pid_t(pid), SIGKILL)
+            for _ in 0..<200 where Files.exists("/proc/\(pid)") { usleep(20_000) }
+            #expect(!Files.exists("/proc/\(pid)"))
+            return id
+        }
+        #expect(try env.runContainer(["-d", "--name", "orphan", "busybox", "sleep", "60"]).code == 0)
+        let id = try killSupervisorAndContainer("orphan")
+        #expect(Files.exists(env.exec + "/netns/" + id) && Files.exists("/sys/class/net/" + Sandbox.vethName(id)), "left behind, as a crash leaves it")
+        // the next start undoes the leftovers before it sets up again
+        #expect(try env.berth(["start", "orphan"]).code == 0)
+        #expect(try env.berth(["exec", "orphan", "sh", "-c", "ip -4 addr show eth0 | grep -c inet"]).stdout == "1\n")
+        _ = try killSupervisorAndContainer("orphan")
+        #expect(try env.berth(["rm", "orphan"]).code == 0)
+        #expect(!Files.exists("/sys/class/net/" + Sandbox.vethName(id)))
+
+        #expect(try env.runContainer(["-d", "--name", "swept", "busybox", "sleep", "60"]).code == 0)
+        let swept = try killSupervisorAndContainer("swept")
+        let daemon = try DaemonEnvironment.start(env)
+        kill(daemon.pid, SIGKILL)
+        _ = daemon.wait()
+        #expect(!Files.exists(env.exec + "/netns/" + swept) && !Files.exists("/sys/class/net/" + Sandbox.vethName(swept)), "the daemon released it when it started")
+        #expect(try env.berth(["rm", "swept"]).code == 0)
+        env.expectNoLeaks()
+    }
 }
