@@ -106,17 +106,9 @@ public struct NetworkBenchmark {
         return fd
     }
 
-    static func address(_ a: IPv4Address, port: UInt16) -> sockaddr_in {
-        var s = sockaddr_in()
-        s.sin_family = sa_family_t(AF_INET)
-        s.sin_port = port.bigEndian
-        s.sin_addr.s_addr = a.value.bigEndian
-        return s
-    }
-
     /// The server listening on `at` (a port of the kernel's), and the client connected to it.
     static func connectPair(server: Int32, client: Int32, at: IPv4Address) throws -> (listener: Int32, client: Int32) {
-        var s = address(at, port: 0)
+        var s = at.socketAddress(port: 0)
         let bound = withUnsafePointer(to: &s) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(server, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         guard bound == 0, listen(server, 4) == 0 else { throw BerthError.sys("bind/listen on \(at)") }
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -178,7 +170,7 @@ public struct NetworkBenchmark {
         let done = DispatchSemaphore(value: 0)
         Thread {
             var b = [UInt8](repeating: 0, count: 64)
-            while readFull(conn, &b) { if !writeFull(conn, b) { break } }
+            while b.withUnsafeMutableBytes({ readFully(conn, $0) }) { if !b.withUnsafeBytes({ writeFully(conn, $0) }) { break } }
             close(conn)
             done.signal()
         }.start()
@@ -187,34 +179,12 @@ public struct NetworkBenchmark {
         rtts.reserveCapacity(exchanges)
         for _ in 0..<exchanges {
             let t0 = monotonicNanoseconds()
-            guard writeFull(out, message), readFull(out, &message) else { throw BerthError.sys("ping-pong with \(at)") }
+            guard message.withUnsafeBytes({ writeFully(out, $0) }), message.withUnsafeMutableBytes({ readFully(out, $0) }) else { throw BerthError.sys("ping-pong with \(at)") }
             rtts.append(Double(monotonicNanoseconds() - t0) / 1000)
         }
         shutdown(out, Int32(SHUT_WR))
         done.wait()
         return Statistics.median(rtts)
-    }
-
-    static func readFull(_ fd: Int32, _ b: inout [UInt8]) -> Bool {
-        var off = 0
-        while off < b.count {
-            let n = b.withUnsafeMutableBytes { read(fd, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return false }
-            off += n
-        }
-        return true
-    }
-
-    static func writeFull(_ fd: Int32, _ b: [UInt8]) -> Bool {
-        var off = 0
-        while off < b.count {
-            let n = b.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return false }
-            off += n
-        }
-        return true
     }
 
     static func monotonicNanoseconds() -> UInt64 {

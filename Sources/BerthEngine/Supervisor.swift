@@ -26,17 +26,6 @@ public struct Supervisor: Sendable {
         self.id = id
     }
 
-    private func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return false }
-            off += n
-        }
-        return true
-    }
-
     static let readyFD: Int32 = 3
     static let attachFDs: (stdin: Int32, stdout: Int32, stderr: Int32) = (4, 5, 6)
 
@@ -273,9 +262,9 @@ final class AttachedClients: @unchecked Sendable {
             if c.multiplexed {
                 let n = UInt32(bytes.count)
                 let frame = [stream, 0, 0, 0, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)] + Array(bytes)
-                ok = frame.withUnsafeBytes { writeAll(c.out, $0) }
+                ok = frame.withUnsafeBytes { writeFully(c.out, $0) }
             } else {
-                ok = writeAll(stream == 2 ? c.err : c.out, bytes)
+                ok = writeFully(stream == 2 ? c.err : c.out, bytes)
             }
             if !ok { shutdown(c.out, Int32(SHUT_RDWR)) }
             return !ok
@@ -294,7 +283,7 @@ final class AttachedClients: @unchecked Sendable {
                 lock.lock()
                 let target = input
                 lock.unlock()
-                if target < 0 || !b.withUnsafeBytes({ writeAll(target, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }) { break }
+                if target < 0 || !b.withUnsafeBytes({ writeFully(target, UnsafeRawBufferPointer(rebasing: $0[0..<n])) }) { break }
             }
             if closesInput {
                 lock.lock()
@@ -313,17 +302,6 @@ final class AttachedClients: @unchecked Sendable {
         clients = []
         lock.unlock()
     }
-}
-
-private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
-    var off = 0
-    while off < bytes.count {
-        let n = write(fd, bytes.baseAddress! + off, bytes.count - off)
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return false }
-        off += n
-    }
-    return true
 }
 
 /// The supervisor's Unix socket where a client attaches to a running container: the

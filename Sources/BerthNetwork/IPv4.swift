@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import BerthSys
 
 /// An IPv4 address as a number (host order), printed dotted.
@@ -15,6 +18,15 @@ public struct IPv4Address: Hashable, Comparable, Sendable, CustomStringConvertib
             v = v << 8 | n
         }
         value = v
+    }
+
+    /// The socket address of `port` at this address.
+    public func socketAddress(port: UInt16) -> sockaddr_in {
+        var s = sockaddr_in()
+        s.sin_family = sa_family_t(AF_INET)
+        s.sin_port = port.bigEndian
+        s.sin_addr.s_addr = value.bigEndian
+        return s
     }
 
     public var bytes: [UInt8] { [UInt8(value >> 24), UInt8(value >> 16 & 0xff), UInt8(value >> 8 & 0xff), UInt8(value & 0xff)] }

@@ -163,7 +163,7 @@ public final class PortProxy: @unchecked Sendable {
                 guard fd >= 0 else { throw .sys("socket for port \(b.hostPort)/\(b.proto)") }
                 var one: Int32 = 1
                 setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-                var address = Self.socketAddress(IPv4Address(b.hostIP) ?? IPv4Address(0), port: b.hostPort)
+                var address = (IPv4Address(b.hostIP) ?? IPv4Address(0)).socketAddress(port: b.hostPort)
                 let r = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
                 guard r == 0 else {
                     let e = errno
@@ -188,18 +188,10 @@ public final class PortProxy: @unchecked Sendable {
         listeners = []
     }
 
-    static func socketAddress(_ a: IPv4Address, port: UInt16) -> sockaddr_in {
-        var s = sockaddr_in()
-        s.sin_family = sa_family_t(AF_INET)
-        s.sin_port = port.bigEndian
-        s.sin_addr.s_addr = a.value.bigEndian
-        return s
-    }
-
     /// Relays from now on, on threads of its own, to `container`.
     public func start(container: IPv4Address) {
         for l in listeners {
-            let target = Self.socketAddress(container, port: l.binding.containerPort)
+            let target = container.socketAddress(port: l.binding.containerPort)
             let t = l.binding.proto == "udp" ? Thread { Self.relayDatagrams(l.fd, to: target) } : Thread { Self.acceptStreams(l.fd, to: target) }
             t.start()
         }
@@ -238,17 +230,10 @@ public final class PortProxy: @unchecked Sendable {
     static func copyStream(_ from: Int32, _ to: Int32) {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
         defer { buffer.deallocate() }
-        outer: while true {
+        while true {
             let n = read(from, buffer.baseAddress, buffer.count)
             if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            var off = 0
-            while off < n {
-                let w = write(to, buffer.baseAddress! + off, n - off)
-                if w < 0 && errno == EINTR { continue }
-                if w <= 0 { break outer }
-                off += w
-            }
+            if n <= 0 || !writeFully(to, UnsafeRawBufferPointer(rebasing: buffer[0..<n])) { break }
         }
         shutdown(to, Int32(SHUT_WR))
     }

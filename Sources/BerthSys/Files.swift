@@ -229,3 +229,27 @@ public final class StoreLock {
     }
     deinit { close(fd) }   // closing drops the lock
 }
+
+/// write(2) until all of `bytes` is out (EINTR retried): false once the descriptor fails.
+public func writeFully(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    var off = 0
+    while off < bytes.count {
+        let n = write(fd, bytes.baseAddress! + off, bytes.count - off)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return false }
+        off += n
+    }
+    return true
+}
+
+/// read(2) until `buffer` is full (EINTR retried): false at EOF or an error first.
+public func readFully(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> Bool {
+    var off = 0
+    while off < buffer.count {
+        let n = read(fd, buffer.baseAddress! + off, buffer.count - off)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return false }
+        off += n
+    }
+    return true
+}
