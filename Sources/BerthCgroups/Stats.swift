@@ -60,6 +60,8 @@ public struct Stats: Codable, Sendable, Equatable {
     public var cpuPressure: Pressure?
     public var memoryPressure: Pressure?
     public var ioPressure: Pressure?
+    /// The container's own interfaces (runc's `network_interfaces`), filled in by whoever knows its pid.
+    public var network_interfaces: [InterfaceCounters]?
     public init() {}
 }
 

@@ -190,10 +190,7 @@ public struct ContainerStats: Codable, Sendable {
         public var io_serviced_recursive: [BlkioEntry]?
     }
     public struct PidsStats: Codable, Sendable { public var current: UInt64 = 0; public var limit: UInt64? }
-    public struct NetworkStats: Codable, Sendable {
-        public var rx_bytes: UInt64 = 0, rx_packets: UInt64 = 0, rx_errors: UInt64 = 0, rx_dropped: UInt64 = 0
-        public var tx_bytes: UInt64 = 0, tx_packets: UInt64 = 0, tx_errors: UInt64 = 0, tx_dropped: UInt64 = 0
-    }
+    public typealias NetworkStats = InterfaceCounters
     public var name: String
     public var id: String
     public var read: String
@@ -258,20 +255,9 @@ public struct ContainerStats: Codable, Sendable {
         return ticks * (1_000_000_000 / UInt64(sysconf(Int32(_SC_CLK_TCK))))
     }
 
-    /// The counters of the container's own interfaces (not lo); nil when it shares the host's network.
+    /// The counters of the container's own interfaces (not lo), by name; nil when it shares the host's network.
     static func networks(of pid: Int32) -> [String: NetworkStats]? {
-        guard let theirs = readLinkTarget("/proc/\(pid)/ns/net"), theirs != readLinkTarget("/proc/self/ns/net"),
-              let text = try? Files.read("/proc/\(pid)/net/dev") else { return nil }
-        var out: [String: NetworkStats] = [:]
-        for line in text.split(separator: "\n").dropFirst(2) {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let name = line[..<colon].trimmingCharacters(in: .whitespaces)
-            let v = line[line.index(after: colon)...].split(separator: " ").compactMap { UInt64($0) }
-            guard name != "lo", v.count >= 12 else { continue }
-            out[name] = NetworkStats(rx_bytes: v[0], rx_packets: v[1], rx_errors: v[2], rx_dropped: v[3],
-                                     tx_bytes: v[8], tx_packets: v[9], tx_errors: v[10], tx_dropped: v[11])
-        }
-        return out
+        InterfaceCounters.of(pid: pid).map { Dictionary($0.map { ($0.name, $0) }, uniquingKeysWith: { $1 }) }
     }
 }
 

@@ -18,8 +18,13 @@ extension Runtime {
     public func events(id: String, statsOnly: Bool, interval: Double, emit: (String) -> Void) throws(BerthError) {
         let record = try record(id: id)
         let cgroups = record.cgroups
+        func stats() -> Stats {
+            var s = cgroups.stats()
+            s.network_interfaces = InterfaceCounters.of(pid: record.pid)
+            return s
+        }
         if statsOnly {
-            emit(event("stats", id: id, data: cgroups.stats()))
+            emit(event("stats", id: id, data: stats()))
             return
         }
         let notifier = OOMNotifier(cgroups.v1Directory(for: "memory"))
@@ -30,7 +35,7 @@ extension Runtime {
             let kills = cgroups.oomKills
             while reported < kills { emit(event("oom", id: id, data: nil as Stats?)); reported += 1 }
             guard status(of: record) != .stopped else { return }
-            if !woke { emit(event("stats", id: id, data: cgroups.stats())) }
+            if !woke { emit(event("stats", id: id, data: stats())) }
         }
     }
 

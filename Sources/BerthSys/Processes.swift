@@ -59,3 +59,43 @@ extension String {
         return s
     }
 }
+
+/// One network interface's counters from /proc/PID/net/dev, under the names the
+/// kernel, runc's `events --stats` and docker's stats give them.
+public struct InterfaceCounters: Codable, Sendable, Equatable {
+    public var name: String
+    public var rx_bytes: UInt64 = 0, rx_packets: UInt64 = 0, rx_errors: UInt64 = 0, rx_dropped: UInt64 = 0
+    public var tx_bytes: UInt64 = 0, tx_packets: UInt64 = 0, tx_errors: UInt64 = 0, tx_dropped: UInt64 = 0
+
+    public init(name: String, rx_bytes: UInt64, rx_packets: UInt64, rx_errors: UInt64, rx_dropped: UInt64,
+                tx_bytes: UInt64, tx_packets: UInt64, tx_errors: UInt64, tx_dropped: UInt64) {
+        self.name = name
+        self.rx_bytes = rx_bytes; self.rx_packets = rx_packets; self.rx_errors = rx_errors; self.rx_dropped = rx_dropped
+        self.tx_bytes = tx_bytes; self.tx_packets = tx_packets; self.tx_errors = tx_errors; self.tx_dropped = tx_dropped
+    }
+
+    /// The interfaces of `pid`'s network namespace but lo; nil when that is this process's own
+    /// namespace (a container on the host's network has no counters of its own).
+    public static func of(pid: Int32) -> [InterfaceCounters]? {
+        func target(_ path: String) -> String? {
+            var buf = [CChar](repeating: 0, count: 256)
+            let n = readlink(path, &buf, buf.count - 1)
+            return n > 0 ? String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
+        }
+        guard let theirs = target("/proc/\(pid)/ns/net"), theirs != target("/proc/self/ns/net"),
+              let text = try? Files.read("/proc/\(pid)/net/dev") else { return nil }
+        return parse(text)
+    }
+
+    /// /proc/net/dev's table: two header lines, then `name: 8 receive and 8 transmit counters`.
+    public static func parse(_ text: String) -> [InterfaceCounters] {
+        text.split(separator: "\n").dropFirst(2).compactMap { line -> InterfaceCounters? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            let name = String(line[..<colon].filter { $0 != " " })
+            let v = line[line.index(after: colon)...].split(separator: " ").compactMap { UInt64($0) }
+            guard name != "lo", v.count >= 12 else { return nil }
+            return InterfaceCounters(name: name, rx_bytes: v[0], rx_packets: v[1], rx_errors: v[2], rx_dropped: v[3],
+                                     tx_bytes: v[8], tx_packets: v[9], tx_errors: v[10], tx_dropped: v[11])
+        }
+    }
+}

@@ -99,6 +99,12 @@ struct NetworkTests {
         let stats = try env.berth(["stats", "--no-stream", "--format", "json", "srv"])
         let rx = ((try? JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any])?["networks"] as? [String: [String: Any]])?["eth0"]?["rx_bytes"] as? Int
         #expect((rx ?? 0) > 0, "eth0's counters in stats: \(stats.stdout)")
+        // the runtime's own view: runc's events --stats, with network_interfaces
+        let events = try run(Package.runtimeBinary, ["--root", env.exec + "/runtime", "events", "--stats", srvID])
+        let data = (try? JSONSerialization.jsonObject(with: Data(events.stdout.utf8)) as? [String: Any])?["data"] as? [String: Any]
+        let interfaces = data?["network_interfaces"] as? [[String: Any]] ?? []
+        #expect(interfaces.count == 1 && interfaces.first?["name"] as? String == "eth0" && (interfaces.first?["rx_packets"] as? Int ?? 0) > 0,
+                "\(events.stdout) \(events.stderr)")
 
         #expect(try env.berth(["rm", "-f", "srv"]).code == 0)
         #expect(!Files.exists("/sys/class/net/" + veth), "the veth went with its container")

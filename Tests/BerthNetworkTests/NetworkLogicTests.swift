@@ -69,4 +69,16 @@ struct NetworkLogicTests {
         #expect(other.defaultBridge.hasPrefix("bz") && other.defaultBridge.count <= 15 && other.natTable.hasPrefix("berth_"))
         #expect(other.defaultPool.allSatisfy { $0.prefix == 24 && $0.description.hasPrefix("10.200.") } && Set(other.defaultPool).count == 256)
     }
+
+    @Test("/proc/PID/net/dev: every interface but lo, receive and transmit counters in their columns")
+    func interfaceCounters() {
+        let text = """
+        Inter-|   Receive                                                |  Transmit
+         face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+            lo:     140       2    0    0    0     0          0         0      140       2    0    0    0     0       0          0
+          eth0:    1746      21    1    2    0     0          0         0     1580      19    3    4    0     0       0          0
+        """
+        #expect(InterfaceCounters.parse(text) == [InterfaceCounters(name: "eth0", rx_bytes: 1746, rx_packets: 21, rx_errors: 1, rx_dropped: 2,
+                                                                     tx_bytes: 1580, tx_packets: 19, tx_errors: 3, tx_dropped: 4)])
+    }
 }
