@@ -131,15 +131,15 @@ public struct FSCgroupManager: CgroupManager {
         }
     }
 
-    /// v1 devices.allow/deny. A v2-only host needs a BPF_PROG_TYPE_CGROUP_DEVICE program (not here yet).
+    /// v1 devices.allow/deny where the devices controller is mounted (hybrid hosts too);
+    /// on a v2-only host a BPF_PROG_TYPE_CGROUP_DEVICE program on the container's cgroup.
     public func applyDevices(_ rules: [Resources.DeviceRule], devices: [Device], warn: (String) -> Void) throws(BerthError) {
-        guard let d = v1Directory(for: "devices") else {
-            if layout.mode == .unified {
-                warn("linux.resources.devices: NOT ENFORCED: the cgroup v2 device program (BPF_PROG_TYPE_CGROUP_DEVICE) is not implemented yet")
-            }
-            return
+        let effective = DeviceAccessRule.effective(rules, devices: devices)
+        if let d = v1Directory(for: "devices") {
+            try V1Devices.apply(effective, to: CgroupDirectory(d))
+        } else if layout.mode == .unified, let v2Directory {
+            try V2Devices.attach(effective, to: v2Directory)
         }
-        try V1Devices.apply(rules, devices: devices, to: CgroupDirectory(d))
     }
 
     /// v2 (unified hosts): enable the controllers the resources need in every

@@ -21,6 +21,11 @@ int berth_pidfd_send_signal(int pidfd, int sig);
 int berth_set_child_subreaper(int on);
 /* eventfd(0, EFD_CLOEXEC). */
 int berth_eventfd(void);
+/* bpf(BPF_PROG_LOAD) of a BPF_PROG_TYPE_CGROUP_DEVICE program of `count` 8-byte
+ * instructions (the verifier's log into `log` when given); the program's fd or -1. */
+int berth_bpf_load_cgroup_device(const void *insns, unsigned count, char *log, unsigned log_size);
+/* bpf(BPF_PROG_ATTACH) of a device program to a cgroup v2 directory (BPF_F_ALLOW_MULTI). */
+int berth_bpf_attach_cgroup_device(int program, int cgroup);
 /* write(2) to stderr, for messages outside Swift's stdio. */
 void berth_write_stderr(const char *text);
 
