@@ -157,5 +157,15 @@ func childError(_ msg: berth_sync_msg) -> BerthError {
     let detail = withUnsafeBytes(of: msg.detail) { raw in
         String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
     }
+    if msg.stage == Int32(BERTH_STAGE_RLIMIT.rawValue), let resource = Int32(detail) {
+        // the number as its name, and what EPERM means here: a hard limit raised above ours
+        var current = rlimit()
+        getrlimit(__rlimit_resource_t(UInt32(resource)), &current)
+        let hard = current.rlim_max == rlim_t.max ? "unlimited" : String(current.rlim_max)
+        let cause = msg.err == EPERM
+            ? " (process.rlimits asks for a hard limit above the runtime's own, \(hard): raising it needs CAP_SYS_RESOURCE, which this process lacks; ask for at most \(hard))"
+            : ""
+        return BerthError("setrlimit \(RlimitTable.name(of: resource))\(cause)", errno: msg.err == 0 ? nil : msg.err)
+    }
     return BerthError(stage, path: detail.isEmpty ? nil : detail, errno: msg.err == 0 ? nil : msg.err)
 }

@@ -46,7 +46,9 @@ final class EngineEnvironment {
         try? FileManager.default.removeItem(atPath: dir)
         if let layout = try? CgroupLayout.detect(), let caller = try? ProcessCgroups.current() {
             for h in layout.controllerHierarchies + (layout.v2.map { [$0] } ?? []) {
-                rmdir(CgroupPath(cgroupParent).directory(in: h, caller: caller))
+                // a child removed just now may still be going offline (EBUSY for a moment)
+                let d = CgroupPath(cgroupParent).directory(in: h, caller: caller)
+                for _ in 0..<40 where rmdir(d) != 0 && errno == EBUSY { usleep(25_000) }
             }
         }
     }
