@@ -237,6 +237,8 @@ public struct BenchProfile: Codable, Sendable {
     public var networkRounds = 7
     public var networkMiB = 256
     public var networkExchanges = 4000
+    /// Engine-level startup: `podman run --rm` / `ctr run --rm` per runtime.
+    public var engineIterations = 15
 
     public static let quick = BenchProfile(name: "quick", startupIterations: 60, syscallRounds: 7, syscallCalls: 200_000,
                                            quotaSeconds: 1.5, cpuQuotas: [0.1, 0.25, 0.5, 1, 1.5], memoryLimitsMiB: [32, 64, 128],
@@ -244,12 +246,12 @@ public struct BenchProfile: Codable, Sendable {
     public static let full = BenchProfile(name: "full", startupIterations: 300, syscallRounds: 15, syscallCalls: 500_000,
                                           quotaSeconds: 5, cpuQuotas: [0.1, 0.25, 0.5, 1, 1.5], memoryLimitsMiB: [32, 64, 128, 256],
                                           pidsLimits: [8, 32, 128], densityCounts: [1, 10, 50, 100], imageLayerMiB: 256, imageRounds: 9,
-                                          networkSetups: 100, networkRounds: 15, networkMiB: 1024, networkExchanges: 20000)
+                                          networkSetups: 100, networkRounds: 15, networkMiB: 1024, networkExchanges: 20000, engineIterations: 40)
     /// For CI's end-to-end run: every scenario, a few iterations.
     public static let smoke = BenchProfile(name: "smoke", startupIterations: 4, syscallRounds: 2, syscallCalls: 20_000,
                                            quotaSeconds: 0.5, cpuQuotas: [0.5, 1], memoryLimitsMiB: [32], pidsLimits: [8],
                                            densityCounts: [1, 4], imageLayerMiB: 8, imageRounds: 2,
-                                           networkSetups: 3, networkRounds: 2, networkMiB: 16, networkExchanges: 300)
+                                           networkSetups: 3, networkRounds: 2, networkMiB: 16, networkExchanges: 300, engineIterations: 2)
 
     public static func named(_ name: String) -> BenchProfile? { ["quick": quick, "full": full, "smoke": smoke][name] }
 }

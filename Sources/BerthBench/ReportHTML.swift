@@ -102,6 +102,12 @@ extension BenchResults {
                              rows: NetworkBenchmark.paths.compactMap { p in n.roundTripMicroseconds[p].map { (p, $0.median) } }, colors: SVG.palette)
             body += tableHTML(markdownTable(networkMarkdown(n)))
         }
+        if let e = engines, !e.runs.isEmpty {
+            body += "<h2>Engines: podman and ctr run --rm</h2>"
+            body += SVG.bars(title: "run --rm of /bin/true through an engine (median ms, lower is better)", unit: "ms",
+                             rows: e.runs.sorted(by: { $0.key < $1.key }).filter { !$0.value.samples.isEmpty }.map { ($0.key, $0.value.summary.median) }, colors: SVG.palette)
+            body += tableHTML(markdownTable(enginesMarkdown(e)))
+        }
         return """
         <!doctype html>
         <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

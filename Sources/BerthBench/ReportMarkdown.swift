@@ -64,6 +64,7 @@ extension BenchResults {
         if let d = density { md += densityMarkdown(d) }
         if let i = images { md += imagesMarkdown(i) }
         if let n = network { md += networkMarkdown(n) }
+        if let e = engines { md += enginesMarkdown(e) }
         return md
     }
 
@@ -211,6 +212,22 @@ extension BenchResults {
         }
         md += "\n| ratio against loopback (above 1: slower) | median | 95% CI |\n|---|---:|---|\n"
         for (name, r) in n.ratios.sorted(by: { $0.key < $1.key }) { md += "| \(name) | \(f(r.value, 3)) | \(f(r.low, 3)) – \(f(r.high, 3)) |\n" }
+        return md + "\n"
+    }
+
+    func enginesMarkdown(_ e: EngineResult) -> String {
+        var md = "## Engines: `podman run --rm` and `ctr run --rm` of /bin/true\n\n"
+        md += "The engine-level view of startup: podman (through conmon) and containerd's runc shim calling berth-runtime, crun or runc, "
+        md += "\(e.iterations) times each after one warm-up, interleaved in a shuffled order; each engine has its own root in the work directory.\n\n"
+        md += "| engine/runtime | median ms | p95 ms | failures |\n|---|---:|---:|---:|\n"
+        for (name, s) in e.runs.sorted(by: { $0.key < $1.key }) {
+            md += "| \(name) | \(f(s.summary.median, 1)) | \(f(s.summary.p95, 1)) | \(s.failures) |\n"
+        }
+        if !e.ratios.isEmpty {
+            md += "\n| ratio | median | 95% CI |\n|---|---:|---|\n"
+            for (name, r) in e.ratios.sorted(by: { $0.key < $1.key }) { md += "| \(name) | \(f(r.value, 3)) | \(f(r.low, 3)) – \(f(r.high, 3)) |\n" }
+        }
+        for n in e.notes { md += "\n- \(n)" }
         return md + "\n"
     }
 }

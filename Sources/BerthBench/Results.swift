@@ -20,6 +20,7 @@ public struct BenchResults: Codable, Sendable {
     public var density: DensityResult?
     public var images: ImageResult?
     public var network: NetworkResult?
+    public var engines: EngineResult?
 
     public init(started: String, profile: String, environment: BenchEnvironment) {
         self.started = started; self.profile = profile; self.environment = environment

@@ -13,7 +13,7 @@ struct BerthBenchCommand: ParsableCommand {
         commandName: "berth-bench",
         abstract: "Measure what containers cost against the host and other runtimes, and whether limits hold.")
 
-    static let scenarios = ["startup", "syscalls", "quota", "density", "images", "network"]
+    static let scenarios = ["startup", "syscalls", "quota", "density", "images", "network", "engines"]
 
     @Option(help: "quick (the default, a few minutes), full, or smoke (CI: every scenario, a few iterations).") var profile: String = "quick"
     @Option(help: "Comma-separated scenarios to run (\(scenarios.joined(separator: ", "))); default all.") var only: String?
@@ -58,6 +58,7 @@ struct BerthBenchCommand: ParsableCommand {
         if selected.contains("density") { results.density = try DensityBenchmark(context: context).run(progress: progress) }
         if selected.contains("images") { results.images = try ImageBenchmark(context: context).run(progress: progress) }
         if selected.contains("network") { results.network = try NetworkBenchmark(context: context).run(progress: progress) }
+        if selected.contains("engines") { results.engines = try EngineBenchmark(context: context).run(progress: progress) }
         let dir = output ?? here + "/reports/" + started.replacingColons()
         try results.write(to: dir)
         print(results.markdown())

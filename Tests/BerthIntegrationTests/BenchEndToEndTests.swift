@@ -62,6 +62,13 @@ struct BenchEndToEndTests {
             #expect((network.megabytesPerSecond[path]?.median ?? 0) > 0 && (network.roundTripMicroseconds[path]?.median ?? 0) > 0, "\(path)")
         }
         #expect(network.ratios["container↔container / loopback (round trip)"] != nil)
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/podman") {
+            let engines = try #require(results.engines)
+            #expect(engines.runs["podman/berth"]?.failures == 0 && engines.runs["podman/berth"]?.samples.count == 2, "\(engines.notes)")
+            if FileManager.default.isExecutableFile(atPath: "/usr/bin/containerd") {
+                #expect(engines.runs["ctr/berth"]?.failures == 0 && engines.runs["ctr/berth"]?.samples.count == 2, "\(engines.notes)")
+            }
+        }
         #expect(!FileManager.default.fileExists(atPath: "/sys/class/net/" + network.bridge), "the benchmark's bridge \(network.bridge) is gone")
 
         let report = try run(Package.binary("berth"), ["report", out])
