@@ -136,7 +136,8 @@ extension Engine {
     /// reboot): their addresses, veths, rules and namespace files are released. The daemon
     /// does this when it starts.
     public func releaseStaleNetworks() {
-        sandbox.sweep { id in (try? load(id)).map { refreshed($0).status == .running && $0.supervised } ?? false }
+        // a created container may be one whose supervisor is setting its network up right now: kept
+        sandbox.sweep { id in (try? load(id)).map { refreshed($0).status != .exited } ?? false }
     }
 
     /// `--bip`: the default network's subnet, while no container is on it.

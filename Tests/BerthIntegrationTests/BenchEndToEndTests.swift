@@ -62,7 +62,8 @@ struct BenchEndToEndTests {
             #expect((network.megabytesPerSecond[path]?.median ?? 0) > 0 && (network.roundTripMicroseconds[path]?.median ?? 0) > 0, "\(path)")
         }
         #expect(network.ratios["container↔container / loopback (round trip)"] != nil)
-        if FileManager.default.isExecutableFile(atPath: "/usr/bin/podman") {
+        // the v2 guest shares the host's userland read-only: podman cannot keep its state there
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/podman") && !Host.emulated {
             let engines = try #require(results.engines)
             #expect(engines.runs["podman/berth"]?.failures == 0 && engines.runs["podman/berth"]?.samples.count == 2, "\(engines.notes)")
             if FileManager.default.isExecutableFile(atPath: "/usr/bin/containerd") {
