@@ -130,6 +130,9 @@ if var host = remote, args.first != "daemon" {
         guard let ca = tlsFiles["--tlscacert"] else { fail("--tlsverify needs --tlscacert CA (and --tlscert/--tlskey for the daemon's mutual TLS)", code: 2) }
         host.tls = (ca, tlsFiles["--tlscert"], tlsFiles["--tlskey"])
     }
+    // a daemon that closes a stream first (an exec that ended) gives EPIPE, not a death by SIGPIPE
+    // that would hide the container's exit code
+    signal(SIGPIPE, SIG_IGN)
     remoteCommand(args, host: host)
     exit(0)
 }
