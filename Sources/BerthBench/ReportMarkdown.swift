@@ -79,9 +79,7 @@ extension BenchResults {
         }
         if !s.ratios.isEmpty {
             md += "\n| ratio (paired, per iteration) | median | 95% CI |\n|---|---:|---|\n"
-            for (k, r) in s.ratios.sorted(by: { $0.key < $1.key }) {
-                md += "| \(k) | \(f(r.value, 3)) | \(f(r.low, 3)) – \(f(r.high, 3)) |\n"
-            }
+            md += ratioRows(s.ratios)
         }
         if !s.berthPhases.isEmpty {
             md += "\nberth's own phases (from the timestamps it records, median ms; `child:` phases are inside clone-to-ready):\n\n| phase | ms |\n|---|---:|\n"
@@ -185,7 +183,7 @@ extension BenchResults {
             md += "| \(v) | \(f(s.median, 3)) | \(f(s.p95, 3)) | \(f(i.megabytesPerSecond[v] ?? 0, 0)) |\n"
         }
         md += "\n| ratio (time) | median | 95% CI |\n|---|---:|---|\n"
-        for (name, r) in i.ratios.sorted(by: { $0.key < $1.key }) { md += "| \(name) | \(f(r.value, 3)) | \(f(r.low, 3)) – \(f(r.high, 3)) |\n" }
+        md += ratioRows(i.ratios)
         if let overlay = startup?.ratios["berth+overlay/berth"] {
             md += "| overlay rootfs vs bind rootfs at startup (berth+overlay/berth, from the startup scenario) | \(f(overlay.value, 3)) | \(f(overlay.low, 3)) – \(f(overlay.high, 3)) |\n"
         }
@@ -211,7 +209,7 @@ extension BenchResults {
             md += "| \(p) | \(f(t.median, 0)) | \(f(t.p5, 0)) | \(f(l.median, 1)) | \(f(l.p95, 1)) |\n"
         }
         md += "\n| ratio against loopback (above 1: slower) | median | 95% CI |\n|---|---:|---|\n"
-        for (name, r) in n.ratios.sorted(by: { $0.key < $1.key }) { md += "| \(name) | \(f(r.value, 3)) | \(f(r.low, 3)) – \(f(r.high, 3)) |\n" }
+        md += ratioRows(n.ratios)
         return md + "\n"
     }
 
@@ -225,9 +223,14 @@ extension BenchResults {
         }
         if !e.ratios.isEmpty {
             md += "\n| ratio | median | 95% CI |\n|---|---:|---|\n"
-            for (name, r) in e.ratios.sorted(by: { $0.key < $1.key }) { md += "| \(name) | \(f(r.value, 3)) | \(f(r.low, 3)) – \(f(r.high, 3)) |\n" }
+            md += ratioRows(e.ratios)
         }
         for n in e.notes { md += "\n- \(n)" }
         return md + "\n"
+    }
+
+    /// `| name | median | low – high |` rows of a ratio table, by name.
+    func ratioRows(_ ratios: [String: Ratio]) -> String {
+        ratios.sorted { $0.key < $1.key }.map { "| \($0.key) | \(f($0.value.value, 3)) | \(f($0.value.low, 3)) – \(f($0.value.high, 3)) |\n" }.joined()
     }
 }

@@ -215,16 +215,6 @@ public final class Netlink {
         return true
     }
 
-    /// Names of the links whose name starts with `prefix`.
-    public func links(prefix: String) throws(BerthError) -> [String] {
-        let m = NetlinkMessage(type: Self.getLink, flags: Self.request | 0x300, header: Self.ifinfo())
-        return try send(m, describing: "list links").compactMap { r in
-            guard r.type == Self.newLink, let name = r.attributes(after: 16)[Self.ifnameAttr] else { return nil }
-            let text = String(decoding: name.prefix { $0 != 0 }, as: UTF8.self)
-            return text.hasPrefix(prefix) ? text : nil
-        }
-    }
-
     // MARK: addresses and routes
 
     public func addAddress(_ address: IPv4Address, prefix: Int, to index: Int32, name: String) throws(BerthError) {

@@ -195,10 +195,11 @@ public struct NetworkStore: Sendable {
         let link = try Netlink()
         if try link.index(of: r.bridge) != nil { return }
         let pool = r.isDefault ? defaultPool : Self.userPool
-        if r.chosenSubnet && r.endpoints.isEmpty && HostRoutes.current().contains(where: { $0.overlaps(r.parsedSubnet) }) {
+        let routes = HostRoutes.current()
+        if r.chosenSubnet && r.endpoints.isEmpty && routes.contains(where: { $0.overlaps(r.parsedSubnet) }) {
             r.subnet = try freeSubnet(pool: pool, excluding: r.id).description
         }
-        if let route = HostRoutes.current().first(where: { $0.overlaps(r.parsedSubnet) }) {
+        if let route = routes.first(where: { $0.overlaps(r.parsedSubnet) }) {
             throw BerthError("network \(r.name): its subnet \(r.subnet) overlaps the host's route to \(route)")
         }
         try link.createBridge(r.bridge)
