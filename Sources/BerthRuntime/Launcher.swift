@@ -19,7 +19,8 @@ enum Launcher {
     /// Clones the container init, writes id maps, sends GO with the state, runs
     /// the runtime-namespace hooks when asked, and returns once the child is READY.
     static func launchInit(plan: LaunchPlan, fds: LaunchFDs, preserveFDs: Int,
-                           state: (pid_t) -> [UInt8],
+                           seccompListener: SeccompListener?,
+                           state: (pid_t) -> State,
                            runtimeHooks: (pid_t) throws(BerthError) -> Void) throws(BerthError) -> LaunchedProcess {
         let arena = PlanArena()
         var cplan = plan.cPlan(arena, fds: fds, preserveFDs: preserveFDs)
@@ -31,7 +32,7 @@ enum Launcher {
         do throws(BerthError) {
             if plan.userNamespace { try writeIDMaps(pid: pid, plan: plan) }
             try send(sync, BERTH_SYNC_GO)
-            let blob = state(pid)
+            let blob = state(pid).encoded()
             let sent = blob.withUnsafeBytes { berth_sync_send_blob(sync, $0.baseAddress, $0.count) }
             guard sent == 0 else { throw BerthError("send state to container", errno: -sent) }
             loop: while true {
@@ -40,6 +41,8 @@ enum Launcher {
                 case Int32(BERTH_SYNC_HOOKS.rawValue):
                     try runtimeHooks(pid)
                     try send(sync, BERTH_SYNC_HOOKS_DONE)
+                case Int32(BERTH_SYNC_SECCOMP_FD.rawValue):
+                    try SeccompAgent.handOff(listenerFD: msg.fd, to: seccompListener, pid: pid, state: state(pid))
                 case Int32(BERTH_SYNC_READY.rawValue):
                     launched.childMarks = withUnsafeBytes(of: msg.detail) { raw in
                         (0..<Int(BERTH_MARK_COUNT.rawValue)).map { raw.load(fromByteOffset: $0 * 8, as: UInt64.self) }
@@ -57,7 +60,9 @@ enum Launcher {
     }
 
     /// Exec: joins a running container; returns once the new process is READY.
-    static func launchExec(plan: LaunchPlan, fds: LaunchFDs, preserveFDs: Int) throws(BerthError) -> LaunchedProcess {
+    /// `state` is the container's, for a seccomp agent.
+    static func launchExec(plan: LaunchPlan, fds: LaunchFDs, preserveFDs: Int,
+                           seccompListener: SeccompListener?, state: () -> State) throws(BerthError) -> LaunchedProcess {
         let arena = PlanArena()
         var cplan = plan.cPlan(arena, fds: fds, preserveFDs: preserveFDs)
         var pid: pid_t = 0, sync: Int32 = -1
@@ -66,7 +71,11 @@ enum Launcher {
         guard r == 0 else { failure.err = -r; throw childError(failure) }
         let launched = LaunchedProcess(pid: pid, pidfd: -1, sync: sync)
         do throws(BerthError) {
-            let msg = try receive(sync, pid: pid)
+            var msg = try receive(sync, pid: pid)
+            if msg.type == Int32(BERTH_SYNC_SECCOMP_FD.rawValue) {
+                try SeccompAgent.handOff(listenerFD: msg.fd, to: seccompListener, pid: pid, state: state())
+                msg = try receive(sync, pid: pid)
+            }
             guard msg.type == Int32(BERTH_SYNC_READY.rawValue) else { throw BerthError("unexpected sync message \(msg.type)") }
         } catch {
             abandon(launched)

@@ -57,7 +57,8 @@ extension Runtime {
                 throw BerthError("--tty with --detach needs --console-socket")
             }
         }
-        let launched = try Launcher.launchExec(plan: plan, fds: fds, preserveFDs: options.preserveFDs)
+        let launched = try Launcher.launchExec(plan: plan, fds: fds, preserveFDs: options.preserveFDs, seccompListener: record.seccompListener,
+                                               state: { State(id: id, status: status, pid: record.pid, bundle: record.bundle, annotations: record.annotations) })
         fds.closeAll()
         fds = LaunchFDs()
         do throws(BerthError) {

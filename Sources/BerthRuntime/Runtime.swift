@@ -144,7 +144,8 @@ public struct Runtime: Sendable {
             let cloneStart = monotonicNanos()
             let launched = try Launcher.launchInit(
                 plan: plan, fds: fds, preserveFDs: options.preserveFDs,
-                state: { pid in State(id: id, status: .creating, pid: pid, bundle: bundle, annotations: spec.annotations).encoded() },
+                seccompListener: SeccompListener(spec.linux?.seccomp),
+                state: { pid in State(id: id, status: .creating, pid: pid, bundle: bundle, annotations: spec.annotations) },
                 runtimeHooks: { pid throws(BerthError) in
                     let state = State(id: id, status: .creating, pid: pid, bundle: bundle, annotations: spec.annotations).encoded()
                     try HookRunner.run(hooks.prestart ?? [], kind: "prestart", state: state)
@@ -172,6 +173,7 @@ public struct Runtime: Sendable {
             record.process = spec.process
             record.hooks = spec.hooks
             record.seccompFilter = seccomp != nil ? true : nil
+            record.seccompListener = SeccompListener(spec.linux?.seccomp)
             do throws(BerthError) {
                 if let seccomp { try Files.writeAtomically(seccomp.serialized, to: store.seccompFilter(id), mode: 0o600) }
                 try store.save(record)
@@ -448,16 +450,16 @@ public struct Runtime: Sendable {
     }
 }
 
-/// connect(2) to a Unix stream socket (the console socket).
-func connectUnix(_ path: String) throws(BerthError) -> Int32 {
+/// connect(2) to a Unix stream socket (the console socket, a seccomp agent).
+func connectUnix(_ path: String, purpose: String = "console socket") throws(BerthError) -> Int32 {
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { throw .sys("socket for console", path: path) }
+    guard fd >= 0 else { throw .sys("socket for \(purpose)", path: path) }
     var addr = sockaddr_un()
     addr.sun_family = sa_family_t(AF_UNIX)
     let bytes = Array(path.utf8)
     guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
         close(fd)
-        throw BerthError("console socket path is too long", path: path)
+        throw BerthError("\(purpose) path is too long", path: path)
     }
     withUnsafeMutableBytes(of: &addr.sun_path) { raw in
         for (i, b) in bytes.enumerated() { raw[i] = b }
@@ -468,7 +470,7 @@ func connectUnix(_ path: String) throws(BerthError) -> Int32 {
     guard r == 0 else {
         let e = errno
         close(fd)
-        throw .sys("connect to console socket", path: path, errno: e)
+        throw .sys("connect to \(purpose)", path: path, errno: e)
     }
     return fd
 }

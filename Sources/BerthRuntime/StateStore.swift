@@ -39,6 +39,8 @@ public struct ContainerRecord: Codable, Sendable {
     /// `exec`'d processes load the same program (the record stays small: a Docker-sized
     /// profile re-encoded into every save cost a measurable part of a start).
     public var seccompFilter: Bool?
+    /// The agent that gets each process's listener when the filter notifies.
+    public var seccompListener: SeccompListener?
 
     public var cgroups: FSCgroupManager {
         FSCgroupManager(layout: cgroupLayout.layout, v1Directories: cgroupV1, v2Directory: cgroupV2, removableAncestors: cgroupAncestors)

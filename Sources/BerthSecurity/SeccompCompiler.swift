@@ -34,11 +34,8 @@ public enum SeccompCompiler {
             "SCMP_ACT_KILL": SCMP_ACT_KILL_THREAD, "SCMP_ACT_KILL_THREAD": SCMP_ACT_KILL_THREAD,
             "SCMP_ACT_KILL_PROCESS": SCMP_ACT_KILL_PROCESS, "SCMP_ACT_TRAP": SCMP_ACT_TRAP,
             "SCMP_ACT_ERRNO": berth_scmp_act_errno(errnoValue), "SCMP_ACT_TRACE": berth_scmp_act_trace(errnoValue),
-            "SCMP_ACT_ALLOW": SCMP_ACT_ALLOW, "SCMP_ACT_LOG": SCMP_ACT_LOG,
+            "SCMP_ACT_ALLOW": SCMP_ACT_ALLOW, "SCMP_ACT_LOG": SCMP_ACT_LOG, "SCMP_ACT_NOTIFY": SCMP_ACT_NOTIFY,
         ]
-        if name == "SCMP_ACT_NOTIFY" {
-            throw BerthError("linux.seccomp: SCMP_ACT_NOTIFY (a seccomp listener) is not supported yet")
-        }
         guard let a = table[name] else { throw BerthError("linux.seccomp: unknown action \"\(name)\"") }
         return a
     }
@@ -59,16 +56,30 @@ public enum SeccompCompiler {
     /// seccomp(2) flag bits for the spec's flag names.
     static let flagBits: [String: UInt32] = [
         "SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": waitKillableRecv,
     ]
+    /// Set by the compiler, not the profile: the kernel returns a listener fd (SCMP_ACT_NOTIFY).
+    public static let newListener: UInt32 = 1 << 3
+    static let waitKillableRecv: UInt32 = 1 << 5
+    /// The child hands the listener fd to its parent with sendmsg right after loading the
+    /// filter: notifying that syscall would wait for an agent that has no fd yet.
+    static let notifyRefused: Set<String> = ["sendmsg"]
 
     /// What the features document reports.
     public static let supportedActions = ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-                                          "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"]
+                                          "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"]
     public static var supportedOperators: [String] { operators.keys.sorted() }
     public static var supportedFlags: [String] { flagBits.keys.sorted() }
 
     public static func compile(_ profile: Seccomp, warn: (String) -> Void) throws(BerthError) -> CompiledSeccomp {
         let defaultAction = try action(profile.defaultAction, errnoRet: profile.defaultErrnoRet, defaultErrno: nil)
+        if defaultAction == SCMP_ACT_NOTIFY {
+            throw BerthError("linux.seccomp.defaultAction: SCMP_ACT_NOTIFY would stop the runtime's own last syscalls before the agent has the listener; name the syscalls to notify in rules")
+        }
+        if profile.listenerMetadata != nil && profile.listenerPath == nil {
+            throw BerthError("linux.seccomp.listenerMetadata: set without listenerPath")
+        }
+        var notifies = false
         guard let ctx = seccomp_init(defaultAction) else { throw BerthError("linux.seccomp: seccomp_init failed") }
         defer { seccomp_release(ctx) }
         // a binary tree of syscall numbers: a big allow-list costs log(n) compares, not n
@@ -88,6 +99,15 @@ public enum SeccompCompiler {
         for (i, rule) in (profile.syscalls ?? []).enumerated() {
             let act = try action(rule.action, errnoRet: rule.errnoRet, defaultErrno: profile.defaultErrnoRet)
             guard act != defaultAction else { continue } // libseccomp refuses a rule that repeats the default
+            if act == SCMP_ACT_NOTIFY {
+                guard profile.listenerPath?.isEmpty == false else {
+                    throw BerthError("linux.seccomp.syscalls[\(i)]: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath (the agent's Unix socket)")
+                }
+                if let name = rule.names.first(where: notifyRefused.contains) {
+                    throw BerthError("linux.seccomp.syscalls[\(i)]: SCMP_ACT_NOTIFY on \(name) is refused: the runtime hands the listener to the agent with it")
+                }
+                notifies = true
+            }
             var conditions: [scmp_arg_cmp] = []
             for (j, arg) in (rule.args ?? []).enumerated() {
                 guard let op = operators[arg.op] else { throw BerthError("linux.seccomp.syscalls[\(i)].args[\(j)].op: unknown operator \"\(arg.op)\"") }
@@ -109,6 +129,10 @@ public enum SeccompCompiler {
                 }
             }
         }
+        if flags & waitKillableRecv != 0 && !notifies {
+            throw BerthError("linux.seccomp.flags: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV needs a rule with SCMP_ACT_NOTIFY")
+        }
+        if notifies { flags |= newListener }
         let fd = berth_seccomp_export(ctx)
         guard fd >= 0 else { throw BerthError("linux.seccomp: export the filter", errno: -fd) }
         defer { close(fd) }
@@ -145,7 +169,7 @@ extension Seccomp {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         func add(_ s: String) { for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }; h = (h ^ 0xff) &* 0x0000_0100_0000_01b3 }
         func add(_ n: UInt64?) { add(n.map { String($0) } ?? "-") }
-        add("berth-seccomp-2")
+        add("berth-seccomp-3")
         add(defaultAction); add(defaultErrnoRet.map(UInt64.init))
         add("arch"); (architectures ?? []).forEach { add($0) }
         add("flags"); (flags ?? []).forEach { add($0) }

@@ -412,9 +412,22 @@ static void readonly_path(const char *path) {
         FAIL(BERTH_STAGE_READONLY_PATH, path);
 }
 
+static int seccomp_notifies(const struct berth_plan *p) {
+    return p->seccomp_filter && (p->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER);
+}
+
+/* With SCMP_ACT_NOTIFY the kernel returns the listener fd: it goes to the
+ * parent at once (one sendmsg, which the compiler refuses to notify), so the
+ * agent holds it before any later syscall of ours can wait for an answer. */
 static void load_seccomp(const struct berth_plan *p) {
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, p->seccomp_filter) < 0)
-        FAIL(BERTH_STAGE_SECCOMP, "seccomp load");
+    long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, p->seccomp_filter);
+    if (r < 0) FAIL(BERTH_STAGE_SECCOMP, "seccomp load");
+    if (!seccomp_notifies(p)) return;
+    struct berth_sync_msg msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = BERTH_SYNC_SECCOMP_FD;
+    if (berth_send_fd(sync_fd, (int)r, (const char *)&msg, (int)sizeof msg) < 0) FAIL(BERTH_STAGE_SECCOMP, "send listener fd");
+    close((int)r);
 }
 
 /* ---- the process part, shared by init and exec ---- */
@@ -559,7 +572,7 @@ static void wait_for_start(const struct berth_plan *p) {
 __attribute__((noreturn)) static void final_exec(const struct berth_plan *p) {
     for (int i = 0; i < p->start_container_hook_count; i++) run_hook(&p->start_container_hooks[i]);
     /* last: everything the runtime still needed to call is done */
-    if (p->seccomp_filter && p->no_new_privs) load_seccomp(p);
+    if (p->seccomp_filter && p->no_new_privs && !seccomp_notifies(p)) load_seccomp(p);
     /* Only stdio and --preserve-fds reach the container (CVE-2024-21626). */
     syscall(SYS_close_range, 3 + p->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
     /* keep the sync socket open across a failed execve, so its error is reported */
@@ -581,6 +594,8 @@ void berth_process_tail(const struct berth_plan *p) {
     if (p->seccomp_filter && !p->no_new_privs) load_seccomp(p);
     apply_identity(p);
     lookup_exec(p);
+    /* A listener must reach its agent before READY: load a notifying filter now. */
+    if (p->seccomp_filter && p->no_new_privs && seccomp_notifies(p)) load_seccomp(p);
 }
 
 /* ---- entry points ---- */

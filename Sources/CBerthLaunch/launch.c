@@ -91,11 +91,18 @@ int berth_sync_send_blob(int fd, const void *data, size_t len) {
 }
 
 int berth_sync_recv(int fd, struct berth_sync_msg *msg) {
-    ssize_t n;
     memset(msg, 0, sizeof *msg);
-    do { n = recv(fd, msg, sizeof *msg, 0); } while (n < 0 && errno == EINTR);
+    msg->fd = -1;
+    struct iovec iov = {.iov_base = msg, .iov_len = sizeof *msg};
+    union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof u.b};
+    ssize_t n;
+    do { n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
     if (n < 0) return -errno;
     if (n == 0) return -EPIPE;
+    msg->fd = -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) memcpy(&msg->fd, CMSG_DATA(c), sizeof msg->fd);
     msg->detail[BERTH_DETAIL_MAX - 1] = 0;
     return 0;
 }

@@ -100,4 +100,70 @@ struct SeccompTests {
         #expect(failed.stderr.contains("linux.seccomp: unknown action \"SCMP_ACT_DANCE\""), "\(failed.stderr)")
         env.expectNoLeaks(id: bad)
     }
+
+    @Test("SCMP_ACT_NOTIFY: the listener reaches the agent at listenerPath for init and exec; the agent's answer is the syscall's result",
+          arguments: [true, false])
+    func notifyListener(noNewPrivileges: Bool) throws {
+        let env = try TestEnvironment()
+        let socket = try env.outDirectory() + "/agent.sock"
+        let agent = try spawn(Package.helper, ["seccomp-agent", socket, "2", "40"])
+        defer { kill(agent.pid, SIGKILL) }
+        #expect(env.eventually { FileManager.default.fileExists(atPath: socket) })
+        let id = env.id("notify")
+        var spec = env.spec(id: id, args: ["berth-test-init", "getppid-value", "sleep", "30"])
+        spec.process?.noNewPrivileges = noNewPrivileges
+        var rules = profile([Seccomp.Syscall(names: ["getppid"], action: "SCMP_ACT_NOTIFY", errnoRet: nil, args: nil)])
+        rules.listenerPath = socket
+        rules.listenerMetadata = "berth-test;answer=4242"
+        spec.linux?.seccomp = rules
+        let created = try env.runtime(["run", "-d", "--bundle", try env.bundle(spec), id])
+        #expect(created.code == 0, "\(created.stderr)")
+        let exec = try env.runtime(["exec", id, "berth-test-init", "getppid-value", "kill0"])
+        #expect(exec.value("getppid-value") == "4242", "\(exec.stdout) \(exec.stderr)")
+        #expect(exec.value("kill0") == "ok")
+        #expect(try env.runtime(["delete", "--force", id]).code == 0)
+        let out = agent.wait(timeout: 45)
+        #expect(out.value("agent-connections") == "2", "\(out.stdout)")
+        #expect(out.value("agent-answered") == "2", "init and exec each asked once: \(out.stdout)")
+        for line in out.values("agent-state") {
+            let state = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
+            #expect(state["fds"] as? [String] == ["seccompFd"])
+            #expect(state["metadata"] as? String == "berth-test;answer=4242")
+            #expect((state["pid"] as? Int ?? 0) > 0)
+            let container = state["state"] as? [String: Any] ?? [:]
+            #expect(container["id"] as? String == id)
+        }
+        env.expectNoLeaks(id: id)
+    }
+
+    @Test("SCMP_ACT_NOTIFY errors: no agent listening fails create and leaves nothing; no listenerPath, a notified sendmsg, a notify default are refused")
+    func notifyErrors() throws {
+        let env = try TestEnvironment()
+        let id = env.id("noagent")
+        var spec = env.spec(id: id, args: ["berth-test-init", "getppid-value"])
+        var rules = profile([Seccomp.Syscall(names: ["getppid"], action: "SCMP_ACT_NOTIFY", errnoRet: nil, args: nil)])
+        rules.listenerPath = try env.outDirectory() + "/nobody.sock"
+        spec.linux?.seccomp = rules
+        let failed = try env.runtime(["run", "--bundle", try env.bundle(spec), id])
+        #expect(failed.code == 1)
+        #expect(failed.stderr.contains("connect to seccomp agent (linux.seccomp.listenerPath)") && failed.stderr.contains("nobody.sock"), "\(failed.stderr)")
+        env.expectNoLeaks(id: id)
+
+        let cases: [(Seccomp, String)] = [
+            (profile([Seccomp.Syscall(names: ["getppid"], action: "SCMP_ACT_NOTIFY", errnoRet: nil, args: nil)]), "SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath"),
+            ({ var p = profile([Seccomp.Syscall(names: ["sendmsg"], action: "SCMP_ACT_NOTIFY", errnoRet: nil, args: nil)]); p.listenerPath = "/x"; return p }(),
+             "SCMP_ACT_NOTIFY on sendmsg is refused"),
+            ({ var p = profile([], defaultAction: "SCMP_ACT_NOTIFY"); p.listenerPath = "/x"; return p }(), "defaultAction: SCMP_ACT_NOTIFY"),
+            ({ var p = profile([]); p.flags = ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]; return p }(), "WAIT_KILLABLE_RECV needs a rule with SCMP_ACT_NOTIFY"),
+        ]
+        for (bad, message) in cases {
+            let badID = env.id("notifybad")
+            var badSpec = env.spec(id: badID, args: ["berth-test-init", "getppid"])
+            badSpec.linux?.seccomp = bad
+            let out = try env.runtime(["create", "--bundle", try env.bundle(badSpec), badID])
+            #expect(out.code == 1)
+            #expect(out.stderr.contains(message), "\(out.stderr)")
+            env.expectNoLeaks(id: badID)
+        }
+    }
 }

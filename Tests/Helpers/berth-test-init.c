@@ -23,6 +23,11 @@
  *   syscalls N           make N getppid() calls
  *   keyring              print the id of the session keyring
  *   getppid              call getppid(), print "getppid: ok" or the errno name (seccomp tests)
+ *   getppid-value        print what getppid() returned ("getppid-value: N")
+ *   seccomp-agent SOCKET N SECS
+ *                        on the host: a seccomp agent at SOCKET; takes N listeners (printing each
+ *                        "agent-state: JSON"), answers getppid with 4242 and lets every other
+ *                        notified syscall continue, until the listeners hang up or SECS pass
  *   kill0                call kill(self, 0), print "kill0: ok" or the errno name
  *   try OP               attempt OP, print "try OP: ok" or the errno name (security tests):
  *                        mount unshare-user clone-newuser clone3 keyctl init_module reboot
@@ -49,6 +54,10 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <linux/reboot.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/un.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -167,6 +176,63 @@ static void *spin_thread(void *arg) {
     volatile unsigned long x = 0;
     while (now_seconds(CLOCK_MONOTONIC) < spin_until) for (int k = 0; k < 10000; k++) x++;
     return NULL;
+}
+
+/* The other end of linux.seccomp.listenerPath: one JSON message with the fd beside it. */
+static void seccomp_agent(const char *path, int want, double secs) {
+    int srv = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
+    unlink(path);
+    if (srv < 0 || bind(srv, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(srv, 8) < 0) {
+        printf("agent-error: %s\n", errname(errno));
+        return;
+    }
+    struct pollfd pf[16] = {{.fd = srv, .events = POLLIN}};
+    int n = 1, accepted = 0, answered = 0;
+    double end = now_seconds(CLOCK_MONOTONIC) + secs;
+    while (now_seconds(CLOCK_MONOTONIC) < end && !(accepted >= want && n == 1)) {
+        if (poll(pf, n, 100) <= 0) continue;
+        if (pf[0].revents & POLLIN) {
+            int c = accept4(srv, NULL, NULL, SOCK_CLOEXEC);
+            char json[8192] = "";
+            union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+            struct iovec iov = {.iov_base = json, .iov_len = sizeof json - 1};
+            struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof u.b};
+            ssize_t got = c >= 0 ? recvmsg(c, &mh, MSG_CMSG_CLOEXEC) : -1;
+            struct cmsghdr *cm = got > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
+            if (cm && cm->cmsg_type == SCM_RIGHTS && n < 16) {
+                json[got] = 0;
+                printf("agent-state: %s\n", json);
+                memcpy(&pf[n].fd, CMSG_DATA(cm), sizeof(int));
+                pf[n].events = POLLIN;
+                pf[n].revents = 0;
+                n++;
+                accepted++;
+            } else {
+                printf("agent-error: no fd with the message\n");
+            }
+            if (c >= 0) close(c);
+        }
+        for (int k = 1; k < n; k++) {
+            if (pf[k].revents & POLLIN) {
+                struct seccomp_notif req;
+                memset(&req, 0, sizeof req);
+                if (ioctl(pf[k].fd, SECCOMP_IOCTL_NOTIF_RECV, &req) == 0) {
+                    struct seccomp_notif_resp resp = {.id = req.id};
+                    if (req.data.nr == SYS_getppid) { resp.val = 4242; answered++; }
+                    else resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+                    ioctl(pf[k].fd, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+                }
+            } else if (pf[k].revents & (POLLHUP | POLLERR | POLLNVAL)) {
+                close(pf[k].fd);
+                pf[k] = pf[--n];
+                k--;
+            }
+        }
+    }
+    printf("agent-connections: %d\nagent-answered: %d\n", accepted, answered);
+    unlink(path);
 }
 
 static volatile sig_atomic_t got_signal;
@@ -317,6 +383,8 @@ int main(int argc, char **argv) {
             long r = syscall(SYS_getppid);
             printf("getppid: %s\n", r >= 0 ? "ok" : errname(errno));
         }
+        else if (!strcmp(cmd, "getppid-value")) printf("getppid-value: %ld\n", (long)syscall(SYS_getppid));
+        else if (!strcmp(cmd, "seccomp-agent")) { seccomp_agent(ARG(1), atoi(ARG(2)), atof(ARG(3))); i += 3; }
         else if (!strcmp(cmd, "kill0")) {
             int r = kill(getpid(), 0);
             printf("kill0: %s\n", r == 0 ? "ok" : errname(errno));

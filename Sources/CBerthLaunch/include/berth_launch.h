@@ -18,6 +18,10 @@
  *   | 3    | child → parent | HOOKS              | mounts done: run prestart + createRuntime      |
  *   |      |                |                    | (sent only when the plan has such hooks)       |
  *   | 4    | parent → child | HOOKS_DONE         | hooks succeeded (on failure the parent kills)  |
+ *   | 4a   | child → parent | SECCOMP_FD + fd    | a filter with SCMP_ACT_NOTIFY is loaded: the   |
+ *   |      |                | (SCM_RIGHTS)       | listener fd, for the parent to hand to the     |
+ *   |      |                |                    | agent at listenerPath (before READY, so every  |
+ *   |      |                |                    | later notified syscall has someone to answer)  |
  *   | 5    | child → parent | READY              | pivot_root, identity, caps done; waiting for   |
  *   |      |                |                    | start (exec fifo, or START on this socket)     |
  *   | 6    | parent → child | START              | only when the plan has no exec fifo (`run`)    |
@@ -47,6 +51,7 @@ enum berth_sync_type {
     BERTH_SYNC_START = 5,
     BERTH_SYNC_ERROR = 6,
     BERTH_SYNC_PID = 7,
+    BERTH_SYNC_SECCOMP_FD = 8,
 };
 
 /* Child-side stages, reported with ERROR. Names are in berth_stage_name(). */
@@ -120,6 +125,7 @@ struct berth_sync_msg {
     int32_t stage;  /* enum berth_stage, for ERROR */
     int32_t err;    /* errno, for ERROR */
     int32_t pid;    /* for PID */
+    int32_t fd;     /* received: the descriptor that came with the message (SCM_RIGHTS), or -1 */
     char detail[BERTH_DETAIL_MAX]; /* the path or value involved, NUL-terminated */
 };
 
@@ -212,7 +218,8 @@ struct berth_plan {
     const struct berth_sock_fprog *seccomp_filter; /* NULL: no filter. Loaded last before execve
                                                       with no_new_privs, else before the identity change
                                                       (without NNP, seccomp(2) needs CAP_SYS_ADMIN) */
-    unsigned int seccomp_flags;
+    unsigned int seccomp_flags;    /* with SECCOMP_FILTER_FLAG_NEW_LISTENER the filter is loaded before
+                                      READY and its listener fd goes to the parent (SECCOMP_FD) */
 
     /* process */
     const char *cwd;
@@ -249,7 +256,8 @@ int berth_launch(const struct berth_plan *plan, pid_t *pid, int *pidfd, int *syn
  * (identity, caps, seccomp, cwd, execve). No mounts or pivot_root. */
 int berth_exec_launch(const struct berth_plan *plan, pid_t *pid, int *sync_fd, struct berth_sync_msg *error);
 
-/* Send/receive one sync message. Return 0 or -errno; recv returns -EPIPE on EOF. */
+/* Send/receive one sync message. Return 0 or -errno; recv returns -EPIPE on EOF.
+ * recv sets msg->fd to a descriptor passed with the message (CLOEXEC), else -1. */
 int berth_sync_send(int fd, const struct berth_sync_msg *msg);
 int berth_sync_recv(int fd, struct berth_sync_msg *msg);
 /* Send a payload (the state JSON) as one datagram. */

@@ -1,0 +1,55 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import BerthOCI
+import BerthSys
+import CBerthLaunch
+
+/// Where a filter with SCMP_ACT_NOTIFY sends its listener (linux.seccomp.listenerPath
+/// and listenerMetadata), kept in the record so `exec`'d processes reach the same agent.
+public struct SeccompListener: Codable, Sendable, Equatable {
+    public var path: String
+    public var metadata: String?
+    public init(path: String, metadata: String?) { self.path = path; self.metadata = metadata }
+
+    init?(_ profile: Seccomp?) {
+        guard let path = profile?.listenerPath, !path.isEmpty else { return nil }
+        self.init(path: path, metadata: profile?.listenerMetadata)
+    }
+}
+
+/// The runtime-spec "container process state" sent to a seccomp agent, with the
+/// listener fd beside it (SCM_RIGHTS), named by `fds`.
+struct ContainerProcessState: Encodable {
+    var ociVersion: String = Spec.supportedVersion
+    var fds: [String] = ["seccompFd"]
+    var pid: Int32
+    var metadata: String?
+    var state: State
+}
+
+enum SeccompAgent {
+    /// One connection per listener fd, closed after the one message, as the spec asks.
+    /// A failure here fails the create or exec: a notified syscall would have no answer.
+    static func handOff(listenerFD: Int32, to listener: SeccompListener?, pid: pid_t, state: State) throws(BerthError) {
+        defer { if listenerFD >= 0 { close(listenerFD) } }
+        guard listenerFD >= 0 else { throw BerthError("seccomp: the container sent no listener fd") }
+        guard let listener else { throw BerthError("seccomp: a listener fd arrived, but linux.seccomp.listenerPath is not set") }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let bytes = try? encoder.encode(ContainerProcessState(pid: pid, metadata: listener.metadata, state: state)) else {
+            throw BerthError("seccomp: encode the container process state")
+        }
+        let sock = try connectUnix(listener.path, purpose: "seccomp agent (linux.seccomp.listenerPath)")
+        defer { close(sock) }
+        let sent = Array(bytes).withUnsafeBufferPointer { buf in
+            buf.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buf.count) { berth_send_fd(sock, listenerFD, $0, Int32(buf.count)) }
+        }
+        guard sent == 0 else { throw BerthError("send the seccomp listener to the agent", path: listener.path, errno: errno) }
+    }
+}
