@@ -29,9 +29,10 @@ let package = Package(
         .target(name: "CBerthProbes", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("bpf")]),
         // The probes: bpf/*.bpf.c compiled by the plugin (clang -target bpf) and embedded.
         .target(name: "BerthProbes", dependencies: ["BerthSys", "BerthSecurity", "CBerthProbes"],
-                exclude: ["bpf", "README.md"], plugins: ["BerthBPFPlugin"]),
-        .executableTarget(name: "berth-bpf-embed", path: "Sources/berth-bpf-embed"),
-        .plugin(name: "BerthBPFPlugin", capability: .buildTool(), dependencies: ["berth-bpf-embed"]),
+                exclude: ["bpf", "README.md"], plugins: ["BerthEmbedPlugin"]),
+        .executableTarget(name: "berth-embed", path: "Sources/berth-embed"),
+        // Compiles and embeds bpf/*.bpf.c (eBPF) and programs/*.c (berth-dmz) of the targets that use it.
+        .plugin(name: "BerthEmbedPlugin", capability: .buildTool(), dependencies: ["berth-embed"]),
         // C: libcrypto (SHA-256), zlib and libzstd for image content; openat2, xattrs, the fd-based overlay mount.
         .target(name: "CBerthImage", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("crypto"), .linkedLibrary("z"), .linkedLibrary("zstd")]),
         // C: libcurl, for the registry client.
@@ -48,7 +49,9 @@ let package = Package(
         .target(name: "BerthEngine", dependencies: ["BerthImage", "BerthNetwork", "BerthRuntime", "BerthOCI", "BerthSecurity", "BerthSys"], exclude: ["README.md"]),
         // The daemon: the Docker Engine API on a Unix socket, over the engine.
         .target(name: "BerthDaemon", dependencies: ["BerthEngine", "BerthImage", "BerthNetwork", "BerthOCI", "BerthProbes", "BerthRuntime", "BerthSys", "CBerthTLS"], exclude: ["README.md"]),
-        .target(name: "BerthRuntime", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "CBerthLaunch"], exclude: ["README.md"]),
+        // programs/berth_dmz.c: the last exec before a container process, from a sealed memfd.
+        .target(name: "BerthRuntime", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "CBerthLaunch"],
+                exclude: ["README.md", "programs"], plugins: ["BerthEmbedPlugin"]),
         // berth trace / berth top: containers of a runtime root seen through the probes.
         .target(name: "BerthTrace", dependencies: ["BerthSys", "BerthRuntime", "BerthCgroups", "BerthProbes"], exclude: ["README.md"]),
         .target(name: "BerthBench", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "BerthRuntime", "BerthProbes", "BerthImage", "BerthNetwork", "CBerthLaunch"], exclude: ["README.md"]),

@@ -33,6 +33,17 @@ final class PlanArena {
         return UnsafePointer(array)
     }
 
+    /// A NULL-terminated `char **` with `spare` more NULL slots the child may fill.
+    func mutableCStringArray(_ strings: [String], spare: Int) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
+        let array = allocate(UnsafeMutablePointer<CChar>?.self, count: strings.count + 1 + spare)
+        for (i, s) in strings.enumerated() {
+            let p = strdup(s)!
+            allocations.append(UnsafeMutableRawPointer(p))
+            array[i] = p
+        }
+        return array
+    }
+
     func array<T>(_ items: [T]) -> UnsafePointer<T>? {
         guard !items.isEmpty else { return nil }
         let p = allocate(T.self, count: items.count)
@@ -63,7 +74,8 @@ struct LaunchFDs {
 
 extension LaunchPlan {
     /// Builds the C struct. Pointers stay valid while `arena` lives.
-    func cPlan(_ arena: PlanArena, fds: LaunchFDs, preserveFDs: Int) -> berth_plan {
+    /// `dmz`: the sealed berth-dmz memfd (see berth_dmz.c), or -1 to exec directly.
+    func cPlan(_ arena: PlanArena, fds: LaunchFDs, preserveFDs: Int, dmz: Int32) -> berth_plan {
         var p = berth_plan()
         p.clone_flags = cloneFlags
         p.unshare_cgroupns = unshareCgroupNamespace ? 1 : 0
@@ -133,6 +145,11 @@ extension LaunchPlan {
         p.console_cols = consoleCols
         p.preserve_fds = Int32(preserveFDs)
         p.dumpable_off = 1
+        p.dmz_fd = dmz
+        if dmz >= 0 {
+            p.dmz_envp = arena.mutableCStringArray(env, spare: 1)
+            p.dmz_env_count = Int32(env.count)
+        }
         p.new_session_keyring = newSessionKeyring ? 1 : 0
         p.exec_fifo_fd = fds.execFifo
         p.create_container_hooks = arena.array(createContainerHooks.map { cHook($0, arena) })

@@ -569,12 +569,32 @@ static void wait_for_start(const struct berth_plan *p) {
 }
 
 
+/* Exec berth-dmz from its sealed memfd; it execs exec_path (berth_dmz.c).
+ * Returns only when the kernel refused (a seccomp profile without execveat,
+ * a memfd that may not be executed): the caller then execs directly. */
+static char dmz_entry[64 + sizeof exec_path];
+
+static void exec_through_dmz(const struct berth_plan *p) {
+    if (p->dmz_fd < 0 || !p->dmz_envp) return;
+    size_t at = append(dmz_entry, sizeof dmz_entry, 0, "BERTH_DMZ_EXEC=");
+    at = append_int(dmz_entry, sizeof dmz_entry, at, sync_fd);
+    at = append(dmz_entry, sizeof dmz_entry, at, ":");
+    append(dmz_entry, sizeof dmz_entry, at, exec_path);
+    p->dmz_envp[p->dmz_env_count] = dmz_entry;
+    p->dmz_envp[p->dmz_env_count + 1] = NULL;
+    /* the sync socket stays open into berth-dmz, which reports a failed execve on it */
+    if (fcntl(sync_fd, F_SETFD, 0) < 0) return;
+    syscall(SYS_execveat, p->dmz_fd, "", p->argv, p->dmz_envp, AT_EMPTY_PATH);
+    fcntl(sync_fd, F_SETFD, FD_CLOEXEC);
+}
+
 __attribute__((noreturn)) static void final_exec(const struct berth_plan *p) {
     for (int i = 0; i < p->start_container_hook_count; i++) run_hook(&p->start_container_hooks[i]);
     /* last: everything the runtime still needed to call is done */
     if (p->seccomp_filter && p->no_new_privs && !seccomp_notifies(p)) load_seccomp(p);
     /* Only stdio and --preserve-fds reach the container (CVE-2024-21626). */
     syscall(SYS_close_range, 3 + p->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
+    exec_through_dmz(p);
     /* keep the sync socket open across a failed execve, so its error is reported */
     /* ETXTBSY is transient: a process that forked while someone still had the
      * binary open for writing holds that fd until it execs. Retry for ~100 ms. */

@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -57,4 +59,21 @@ int berth_bpf_attach_cgroup_device(int program, int cgroup) {
     attr.attach_type = BPF_CGROUP_DEVICE;
     attr.attach_flags = BPF_F_ALLOW_MULTI;
     return (int)syscall(SYS_bpf, BPF_PROG_ATTACH, &attr, sizeof attr);
+}
+
+int berth_sealed_memfd(const char *name, const void *data, size_t len) {
+    /* MFD_EXEC: executable even where vm.memfd_noexec would seal it otherwise (6.3+) */
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | 0x10U /* MFD_EXEC */);
+    if (fd < 0 && errno == EINVAL) fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return -errno;
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) { int e = n < 0 ? errno : EIO; close(fd); return -e; }
+        p += n;
+        len -= (size_t)n;
+    }
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) { int e = errno; close(fd); return -e; }
+    return fd;
 }

@@ -29,7 +29,8 @@ struct CLITests {
         #expect((linux?["namespaces"] as? [String])?.contains("time") == true)
         let seccomp = linux?["seccomp"] as? [String: Any]
         #expect(seccomp?["enabled"] as? Bool == true)
-        #expect((seccomp?["actions"] as? [String])?.contains("SCMP_ACT_NOTIFY") == false, "notify is not implemented")
+        #expect((seccomp?["actions"] as? [String])?.contains("SCMP_ACT_NOTIFY") == true, "notify is implemented")
+        #expect((seccomp?["supportedFlags"] as? [String])?.contains("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV") == true)
     }
 
     @Test("global options may come before the command, as runc's callers put them")

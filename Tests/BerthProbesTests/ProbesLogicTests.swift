@@ -1,4 +1,5 @@
 import Testing
+import BerthSys
 @testable import BerthProbes
 import BerthSecurity
 

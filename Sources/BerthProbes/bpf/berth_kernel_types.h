@@ -69,7 +69,11 @@ struct task_struct {
     struct css_set *cgroups;
     struct mm_struct *mm;
 };
-struct linux_binprm { const char *filename; };
+struct qstr { const unsigned char *name; };
+struct dentry { struct qstr d_name; };
+struct path { struct dentry *dentry; };
+struct file { struct path f_path; };
+struct linux_binprm { struct file *file; const char *filename; };
 typedef struct { long counter; } atomic_long_t;
 struct page_counter { atomic_long_t usage; };
 struct mem_cgroup {

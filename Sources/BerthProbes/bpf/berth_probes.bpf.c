@@ -197,11 +197,27 @@ int BPF_PROG(berth_sys_exit, struct pt_regs *regs, long ret)
     return 0;
 }
 
+/* berth-dmz, the runtime's last exec before the container's own (run from a
+ * memfd named "berth-dmz", see Sources/BerthRuntime/programs/berth_dmz.c), is
+ * the runtime's step, not the container's: it is not an exec event. */
+static __always_inline bool is_berth_dmz(struct linux_binprm *bprm)
+{
+    static const char want[] = "memfd:berth-dmz";
+    char name[sizeof want];
+    const unsigned char *n = BPF_CORE_READ(bprm, file, f_path.dentry, d_name.name);
+    if (bpf_probe_read_kernel_str(name, sizeof name, n) != sizeof want)
+        return false;
+    for (int i = 0; i < (int)sizeof want; i++)
+        if (name[i] != want[i])
+            return false;
+    return true;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(berth_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
     struct berth_tracked *t = current_tracked();
-    if (!t || !(t->flags & BERTH_TRACE_EXEC))
+    if (!t || !(t->flags & BERTH_TRACE_EXEC) || is_berth_dmz(bprm))
         return 0;
     u32 slot = t->slot;
     struct berth_counters *c = counters_of(slot);

@@ -231,6 +231,12 @@ struct berth_plan {
     unsigned short console_rows, console_cols;
     int preserve_fds;              /* fds 3..3+N-1 pass through */
     int dumpable_off;              /* non-dumpable until execve (CVE-2019-5736) */
+    /* CVE-2019-5736 again: the process execs berth-dmz from this sealed memfd
+     * first, so no script ("#!/proc/self/exe") can run the runtime's binary in
+     * the container; -1 = exec directly. dmz_envp is envp with two spare slots:
+     * the child puts "BERTH_DMZ_EXEC=<sync fd>:<path>" at index dmz_env_count. */
+    int dmz_fd;
+    char **dmz_envp; int dmz_env_count;
     int new_session_keyring;       /* join a fresh anonymous session keyring (not --no-new-keyring) */
 
     /* start and hooks */

@@ -26,6 +26,9 @@ int berth_eventfd(void);
 int berth_bpf_load_cgroup_device(const void *insns, unsigned count, char *log, unsigned log_size);
 /* bpf(BPF_PROG_ATTACH) of a device program to a cgroup v2 directory (BPF_F_ALLOW_MULTI). */
 int berth_bpf_attach_cgroup_device(int program, int cgroup);
+/* A CLOEXEC memfd holding `data`, sealed against any change (write, grow,
+ * shrink, new seals): its fd, or -errno. berth-dmz runs from one. */
+int berth_sealed_memfd(const char *name, const void *data, size_t len);
 /* write(2) to stderr, for messages outside Swift's stdio. */
 void berth_write_stderr(const char *text);
 
