@@ -1,7 +1,7 @@
 # berth — build, test and benchmark. Every target installs what it needs first,
 # so `make bench` and `make test` work on a fresh Debian machine.
 SWIFT        ?= swift
-DEB_PACKAGES := libseccomp-dev libbpf-dev libelf-dev libssl-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev libnftables-dev nftables podman containerd bpftool busybox-static skopeo docker-registry apache2-utils crun runc hyperfine gcc libc6-dev iproute2 procps tini openssl qemu-system-x86
+DEB_PACKAGES := libseccomp-dev libbpf-dev libelf-dev libssl-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev libnftables-dev nftables podman containerd bpftool busybox-static skopeo docker-registry apache2-utils crun runc hyperfine gcc libc6-dev iproute2 procps tini openssl qemu-system-x86 apparmor
 # The throw-away guest with a v2-only kernel (shared/ lies beside the checkout).
 VM_RUN       ?= ../shared/vm/vm-run.sh
 RELEASE_BIN  := .build/release/berth-runtime

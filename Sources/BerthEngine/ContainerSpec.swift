@@ -78,6 +78,7 @@ enum ContainerSpec {
         process.user = try user(options.user ?? config.User ?? "", rootfs: rootfs)
         process.capabilities = Capabilities(bounding: caps, effective: caps, permitted: caps)
         process.noNewPrivileges = security.noNewPrivileges
+        process.apparmorProfile = security.apparmorProfile
         for u in options.ulimits {
             process.rlimits = (process.rlimits ?? []).filter { $0.type != u.rlimit.type } + [u.rlimit]
         }

@@ -109,6 +109,8 @@ public enum RunFlags {
         /// nil: the default profile; .some(nil): unconfined.
         var seccomp: Seccomp??
         var noNewPrivileges = false
+        /// An AppArmor profile already loaded in the kernel ("unconfined" is one); nil = none asked.
+        var apparmorProfile: String?
     }
 
     static func security(_ options: [String], capabilities: [String]) throws(BerthError) -> Security {
@@ -127,10 +129,13 @@ public enum RunFlags {
                 case "false": result.noNewPrivileges = false
                 default: throw BerthError("--security-opt \(text): want no-new-privileges[=true|false]")
                 }
-            case "apparmor", "label", "systempaths", "mask", "unmask":
-                throw BerthError("--security-opt \(text): \(key) is not supported by berth (no AppArmor or SELinux labels yet)")
+            case "apparmor":
+                guard let value, !value.isEmpty else { throw BerthError("--security-opt \(text): want apparmor=PROFILE (a profile loaded in the kernel) or apparmor=unconfined") }
+                result.apparmorProfile = value
+            case "label", "systempaths", "mask", "unmask":
+                throw BerthError("--security-opt \(text): \(key) is not supported by berth (no SELinux labels)")
             default:
-                throw BerthError("--security-opt \(text): unknown option (seccomp=…, no-new-privileges)")
+                throw BerthError("--security-opt \(text): unknown option (seccomp=…, apparmor=…, no-new-privileges)")
             }
         }
         return result

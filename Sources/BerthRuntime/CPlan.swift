@@ -128,6 +128,7 @@ extension LaunchPlan {
             p.cap_ambient = caps.ambient
         }
         p.no_new_privs = noNewPrivileges ? 1 : 0
+        p.apparmor_profile = arena.cString(apparmorProfile)
         if let program = seccompProgram, !program.isEmpty {
             let bytes = arena.array(program)!
             p.seccomp_filter = arena.array([berth_sock_fprog(len: UInt16(program.count / 8), filter: UnsafeRawPointer(bytes))])
@@ -173,6 +174,9 @@ func childError(_ msg: berth_sync_msg) -> BerthError {
     let stage = String(cString: berth_stage_name(msg.stage))
     let detail = withUnsafeBytes(of: msg.detail) { raw in
         String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+    }
+    if msg.stage == Int32(BERTH_STAGE_APPARMOR.rawValue) && msg.err == ENOENT {
+        return BerthError("process.apparmorProfile: \"\(detail)\" is not loaded in the kernel (load it with apparmor_parser -r first)")
     }
     if msg.stage == Int32(BERTH_STAGE_RLIMIT.rawValue), let resource = Int32(detail) {
         // the number as its name, and what EPERM means here: a hard limit raised above ours

@@ -53,7 +53,7 @@ public struct FeaturesDocument: Codable, Sendable {
                                knownFlags: ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
                                             "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
                                supportedFlags: SeccompCompiler.supportedFlags),
-                apparmor: .init(enabled: false), selinux: .init(enabled: false), intelRdt: .init(enabled: false),
+                apparmor: .init(enabled: true), selinux: .init(enabled: false), intelRdt: .init(enabled: false),
                 mountExtensions: nil),
             annotations: ["org.berth.runtime.version": "0.1.0"])
     }

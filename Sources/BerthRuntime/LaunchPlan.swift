@@ -57,6 +57,8 @@ public struct LaunchPlan: Sendable, Equatable {
     public var umask: Int32 = -1
     public var capabilities: CapabilitySets?
     public var noNewPrivileges = false
+    /// process.apparmorProfile, applied at the process's execve.
+    public var apparmorProfile: String?
     public var cwd = "/"
     public var args: [String] = []
     public var env: [String] = []

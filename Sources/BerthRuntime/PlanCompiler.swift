@@ -129,11 +129,15 @@ public struct PlanCompiler {
             sets.ambient = mask(caps.ambient)
             plan.capabilities = sets
         }
-        // Never silently ignored: berth does not apply LSM labels yet, so a request is an error either way.
+        // Never silently ignored: a profile or label the host cannot apply is an error.
         if let profile = process.apparmorProfile, !profile.isEmpty {
-            throw BerthError(Files.exists("/sys/kernel/security/apparmor")
-                ? "config.json: process.apparmorProfile: \"\(profile)\" requested, but berth does not apply AppArmor profiles yet"
-                : "config.json: process.apparmorProfile: \"\(profile)\" requested but AppArmor is not enabled on this host")
+            guard AppArmor.enabled else {
+                throw BerthError("config.json: process.apparmorProfile: \"\(profile)\" requested but AppArmor is not enabled on this host (\(AppArmor.enabledFile))")
+            }
+            guard profile.utf8.count < 400, !profile.contains("\n") else {
+                throw BerthError("config.json: process.apparmorProfile: \"\(profile)\" is not a profile name")
+            }
+            plan.apparmorProfile = profile
         }
         if let label = process.selinuxLabel, !label.isEmpty {
             throw BerthError(Files.exists("/sys/fs/selinux/enforce")
@@ -203,4 +207,10 @@ public struct PlanCompiler {
 extension String {
     /// sysctl keys name /proc/sys paths with dots: net.ipv4.ip_forward.
     func replacingDots() -> String { String(map { $0 == "." ? "/" : $0 }) }
+}
+
+/// The AppArmor LSM as runc detects it: the module says it is enabled.
+public enum AppArmor {
+    static let enabledFile = "/sys/module/apparmor/parameters/enabled"
+    public static var enabled: Bool { (try? Files.read(enabledFile))?.hasPrefix("Y") == true }
 }

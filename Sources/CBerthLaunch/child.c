@@ -607,7 +607,23 @@ __attribute__((noreturn)) static void final_exec(const struct berth_plan *p) {
     FAIL(BERTH_STAGE_EXEC, exec_path);
 }
 
+/* The profile takes effect at the next execve (berth-dmz's, which then execs
+ * the process under it), as runc applies it. The container's own /proc is used:
+ * attr/apparmor/exec (5.8+), else the older shared attr/exec. */
+static void apply_apparmor(const struct berth_plan *p) {
+    char value[512];
+    append(value, sizeof value, append(value, sizeof value, 0, "exec "), p->apparmor_profile);
+    int fd = open("/proc/thread-self/attr/apparmor/exec", O_WRONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) fd = open("/proc/thread-self/attr/exec", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) FAIL(BERTH_STAGE_APPARMOR, p->apparmor_profile);
+    ssize_t n;
+    do { n = write(fd, value, strlen(value)); } while (n < 0 && errno == EINTR);
+    if (n < 0) FAIL(BERTH_STAGE_APPARMOR, p->apparmor_profile);
+    close(fd);
+}
+
 void berth_process_tail(const struct berth_plan *p) {
+    if (p->apparmor_profile) apply_apparmor(p);
     if (p->terminal) setup_terminal(p);
     apply_rlimits(p);
     /* Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the capabilities go. */

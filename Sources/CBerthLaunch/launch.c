@@ -71,6 +71,7 @@ static const char *const stage_names[BERTH_STAGE_COUNT] = {
     [BERTH_STAGE_TIMENS_OFFSETS] = "write timens_offsets",
     [BERTH_STAGE_STDIO] = "set up stdio",
     [BERTH_STAGE_KEYRING] = "join a new session keyring",
+    [BERTH_STAGE_APPARMOR] = "AppArmor profile (process.apparmorProfile)",
 };
 
 const char *berth_stage_name(int stage) {

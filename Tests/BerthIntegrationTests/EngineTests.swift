@@ -215,7 +215,8 @@ struct EngineTests {
 
         // refused before anything is made
         for (args, message) in [(["-v", "data:relative"], "is not an absolute path"), (["--cap-add", "FLY"], "unknown capability"),
-                                (["--ulimit", "nofile=9:1"], "above the hard limit"), (["--security-opt", "apparmor=x"], "not supported"),
+                                (["--ulimit", "nofile=9:1"], "above the hard limit"), (["--security-opt", "label=x"], "not supported"),
+                                (["--security-opt", "apparmor=x"], "process.apparmorProfile: \"x\""),
                                 (["--network", "mesh"], "no such network: mesh"), (["--device-read-bps", "/etc/passwd:1mb"], "not a block device"),
                                 (["--blkio-weight", "5"], "between 10 and 1000")] {
             let out = try env.runContainer(["--rm"] + args + ["busybox", "true"])

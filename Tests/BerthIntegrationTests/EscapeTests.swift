@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import BerthOCI
+import BerthRuntime
 
 /// Attacks that broke real runtimes, attempted from inside a container; each must fail.
 /// (CVE-2024-21626 and the CVE-2021-30465 symlink class are in LaunchTests; the
@@ -57,7 +58,7 @@ struct EscapeTests {
         }
         let out = try env.outDirectory()
         let id = env.id("cve-2019-5736")
-        var spec = env.spec(id: id, args: ["/bin/sh", "-c", "berth-test-init exe-attack 6 > /out/attack.txt"])
+        var spec = env.spec(id: id, args: ["/bin/sh", "-c", "berth-test-init exe-attack 90 /out/stop > /out/attack.txt"])
         spec.root = Root(path: rootfs, readonly: false)
         spec.mounts! += [Mount(destination: "/out", type: "bind", source: out, options: ["rbind", "rw"])]
         func attacked(_ args: [String]) throws -> Output { try run(runtime, ["--root", env.stateRoot] + args) }
@@ -72,7 +73,8 @@ struct EscapeTests {
         // Then the container's /bin/evil re-enters whatever /proc/self/exe is at its execve: berth-dmz, which refuses.
         let evil = try attacked(["exec", id, "/bin/evil"])
         #expect(evil.code == 127 && evil.stderr.contains("berth-dmz: not started by berth-runtime"), "exit \(evil.code): \(evil.stderr)")
-        #expect(env.eventually(20) { readFile(out + "/attack.txt").contains("exe-write:") }, "the attacker reports")
+        FileManager.default.createFile(atPath: out + "/stop", contents: nil)
+        #expect(env.eventually(30) { readFile(out + "/attack.txt").contains("exe-write:") }, "the attacker reports")
         let report = Output(code: 0, stdout: readFile(out + "/attack.txt"), stderr: "")
         #expect(report.value("exe-write") != "ok", "the attacker rewrote the file it held: \(report.stdout)")
         #expect(!(report.value("exe-held") ?? "").contains("berth-runtime"), "the runtime binary was reachable: \(report.stdout)")
@@ -114,5 +116,49 @@ struct EscapeTests {
         #expect(result.value("open /dev/mem2") == "EPERM", "a node made inside does not open host memory")
         #expect(result.value("procs") == "1", "no host pids visible")
         env.expectNoLeaks(id: id)
+    }
+
+    static let apparmorParser = "/usr/sbin/apparmor_parser"
+
+    @Test("AppArmor: a loaded profile confines the container (attr/current names it, its deny rule holds); one not loaded fails create cleanly",
+          .enabled(if: AppArmor.enabled && FileManager.default.isExecutableFile(atPath: apparmorParser), "needs AppArmor enabled and apparmor_parser"))
+    func apparmorProfile() throws {
+        let env = try TestEnvironment()
+        let name = "berth-test-\(getpid())"
+        let profile = env.dir + "/\(name).apparmor"
+        try """
+        abi <abi/3.0>,
+        profile \(name) flags=(attach_disconnected,mediate_deleted) {
+          file,
+          capability,
+          network,
+          signal,
+          unix,
+          deny /out/denied w,
+        }
+
+        """.write(toFile: profile, atomically: true, encoding: .utf8)
+        let loaded = try run(Self.apparmorParser, ["-r", "-K", profile])
+        #expect(loaded.code == 0, "\(loaded.stderr)")
+        defer { _ = try? run(Self.apparmorParser, ["-R", "-K", profile]) }
+
+        let out = try env.outDirectory()
+        let id = env.id("apparmor")
+        var spec = env.spec(id: id, args: ["berth-test-init", "read", "/proc/self/attr/current", "write", "/out/denied", "x", "write", "/out/allowed", "x"])
+        spec.process?.apparmorProfile = name
+        spec.mounts! += [Mount(destination: "/out", type: "bind", source: out, options: ["rbind", "rw"])]
+        let result = try env.runtime(["run", "--bundle", try env.bundle(spec), id])
+        #expect(result.code == 0, "\(result.stderr)")
+        #expect(result.value("read /proc/self/attr/current") == "\(name) (enforce)", "\(result.stdout)")
+        #expect(result.value("write /out/denied") == "EACCES", "the profile's deny rule")
+        #expect(result.value("write /out/allowed") == "ok")
+        env.expectNoLeaks(id: id)
+
+        let missing = env.id("apparmor-missing")
+        var missingSpec = env.spec(id: missing, args: ["berth-test-init", "exit", "0"])
+        missingSpec.process?.apparmorProfile = "berth-not-loaded-\(getpid())"
+        let failed = try env.runtime(["create", "--bundle", try env.bundle(missingSpec), missing])
+        #expect(failed.code == 1 && failed.stderr.contains("is not loaded in the kernel"), "\(failed.stderr)")
+        env.expectNoLeaks(id: missing)
     }
 }

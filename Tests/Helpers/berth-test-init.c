@@ -24,9 +24,10 @@
  *   keyring              print the id of the session keyring
  *   getppid              call getppid(), print "getppid: ok" or the errno name (seccomp tests)
  *   getppid-value        print what getppid() returned ("getppid-value: N")
- *   exe-attack SECS      CVE-2019-5736 as an attacker inside: for SECS, grab /proc/PID/exe of every
- *                        process running berth-runtime's binary (or a memfd), try to open it for writing
- *                        and overwrite its first bytes; print what was held and the write's result
+ *   exe-attack SECS STOP CVE-2019-5736 as an attacker inside: until SECS pass or the file STOP exists,
+ *                        grab /proc/PID/exe of every process running berth-runtime's binary (or a
+ *                        memfd), try to open it for writing (waiting while it is busy) and overwrite
+ *                        its first bytes; print what was held and the write's result
  *   seccomp-agent SOCKET N SECS
  *                        on the host: a seccomp agent at SOCKET; takes N listeners (printing each
  *                        "agent-state: JSON"), answers getppid with 4242 and lets every other
@@ -185,12 +186,12 @@ static void *spin_thread(void *arg) {
  * container; its /proc/PID/exe is the host file. Hold it with O_PATH, then
  * reopen it for writing once nothing executes it any more. Keeps going after a
  * refusal, so every process that enters during SECS is tried. */
-static void exe_attack(double secs) {
+static void exe_attack(double secs, const char *stop) {
     double end = now_seconds(CLOCK_MONOTONIC) + secs;
     int denied = 0, tried[64], ntried = 0;
     char held[4096] = "";
     const char *write_result = "never tried";
-    while (now_seconds(CLOCK_MONOTONIC) < end && strcmp(write_result, "ok")) {
+    while (now_seconds(CLOCK_MONOTONIC) < end && strcmp(write_result, "ok") && access(stop, F_OK) != 0) {
         int fd = -1;
         DIR *d = opendir("/proc");
         struct dirent *e;
@@ -442,7 +443,7 @@ int main(int argc, char **argv) {
             printf("getppid: %s\n", r >= 0 ? "ok" : errname(errno));
         }
         else if (!strcmp(cmd, "getppid-value")) printf("getppid-value: %ld\n", (long)syscall(SYS_getppid));
-        else if (!strcmp(cmd, "exe-attack")) { exe_attack(atof(ARG(1))); i += 1; }
+        else if (!strcmp(cmd, "exe-attack")) { exe_attack(atof(ARG(1)), ARG(2)); i += 2; }
         else if (!strcmp(cmd, "seccomp-agent")) { seccomp_agent(ARG(1), atoi(ARG(2)), atof(ARG(3))); i += 3; }
         else if (!strcmp(cmd, "kill0")) {
             int r = kill(getpid(), 0);

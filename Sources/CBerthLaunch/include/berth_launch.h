@@ -100,6 +100,7 @@ enum berth_stage {
     BERTH_STAGE_TIMENS_OFFSETS,
     BERTH_STAGE_STDIO,
     BERTH_STAGE_KEYRING,
+    BERTH_STAGE_APPARMOR,
     BERTH_STAGE_COUNT
 };
 
@@ -215,6 +216,7 @@ struct berth_plan {
     int caps_set;
     uint64_t cap_bounding, cap_effective, cap_inheritable, cap_permitted, cap_ambient;
     int no_new_privs;
+    const char *apparmor_profile;  /* NULL = leave: else "exec PROFILE" to attr/apparmor/exec (applies at execve) */
     const struct berth_sock_fprog *seccomp_filter; /* NULL: no filter. Loaded last before execve
                                                       with no_new_privs, else before the identity change
                                                       (without NNP, seccomp(2) needs CAP_SYS_ADMIN) */
