@@ -23,17 +23,10 @@ final class PlanArena {
 
     /// A NULL-terminated `char *const *`.
     func cStringArray(_ strings: [String]) -> UnsafePointer<UnsafeMutablePointer<CChar>?> {
-        let array = allocate(UnsafeMutablePointer<CChar>?.self, count: strings.count + 1)
-        for (i, s) in strings.enumerated() {
-            let p = strdup(s)!
-            allocations.append(UnsafeMutableRawPointer(p))
-            array[i] = p
-        }
-        array[strings.count] = nil
-        return UnsafePointer(array)
+        UnsafePointer(mutableCStringArray(strings, spare: 0))
     }
 
-    /// A NULL-terminated `char **` with `spare` more NULL slots the child may fill.
+    /// A NULL-terminated `char **` with `spare` more NULL slots the child may fill (calloc'd: all NULL).
     func mutableCStringArray(_ strings: [String], spare: Int) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
         let array = allocate(UnsafeMutablePointer<CChar>?.self, count: strings.count + 1 + spare)
         for (i, s) in strings.enumerated() {
