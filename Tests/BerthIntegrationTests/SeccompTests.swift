@@ -115,6 +115,8 @@ struct SeccompTests {
         var rules = profile([Seccomp.Syscall(names: ["getppid"], action: "SCMP_ACT_NOTIFY", errnoRet: nil, args: nil)])
         rules.listenerPath = socket
         rules.listenerMetadata = "berth-test;answer=4242"
+        // the agent's answer is awaited killably (5.19+): both kernels here have it
+        if noNewPrivileges { rules.flags = ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"] }
         spec.linux?.seccomp = rules
         let created = try env.runtime(["run", "-d", "--bundle", try env.bundle(spec), id])
         #expect(created.code == 0, "\(created.stderr)")
@@ -165,5 +167,29 @@ struct SeccompTests {
             #expect(out.stderr.contains(message), "\(out.stderr)")
             env.expectNoLeaks(id: badID)
         }
+    }
+
+    @Test("filter flags: TSYNC, LOG and SPEC_ALLOW load with the filter, which still applies")
+    func flags() throws {
+        let env = try TestEnvironment()
+        let id = env.id("flags")
+        var spec = env.spec(id: id, args: ["berth-test-init", "getppid", "kill0"])
+        var rules = profile([Seccomp.Syscall(names: ["getppid"], action: "SCMP_ACT_ERRNO", errnoRet: 42, args: nil)])
+        rules.flags = ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]
+        spec.linux?.seccomp = rules
+        let out = try env.runtime(["run", "--bundle", try env.bundle(spec), id])
+        #expect(out.code == 0, "\(out.stderr)")
+        #expect(out.value("getppid") == "errno42")
+        #expect(out.value("kill0") == "ok")
+        env.expectNoLeaks(id: id)
+
+        let bad = env.id("badflag")
+        var badSpec = env.spec(id: bad, args: ["berth-test-init", "getppid"])
+        var badRules = profile([])
+        badRules.flags = ["SECCOMP_FILTER_FLAG_EVERYTHING"]
+        badSpec.linux?.seccomp = badRules
+        let failed = try env.runtime(["create", "--bundle", try env.bundle(badSpec), bad])
+        #expect(failed.code == 1 && failed.stderr.contains("linux.seccomp.flags: \"SECCOMP_FILTER_FLAG_EVERYTHING\" is not supported"), "\(failed.stderr)")
+        env.expectNoLeaks(id: bad)
     }
 }
