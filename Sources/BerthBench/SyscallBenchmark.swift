@@ -64,7 +64,6 @@ public struct SyscallBenchmark {
         do {
             let sets = ProbeSets(all: try Probes(.all), counts: try Probes(.syscalls), empty: try Probes(.emptyPrograms))
             for p in [sets.all, sets.counts, sets.empty] { p.detach() }
-            notes.append("syscall probes hook: \(sets.all.syscallHook.rawValue)")
             return sets
         } catch {
             notes.append("probe variants skipped: \(error)")

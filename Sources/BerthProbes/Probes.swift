@@ -20,11 +20,8 @@ public struct ProbeSet: OptionSet, Sendable, Hashable {
     /// Run-queue latency (wakeup → running).
     public static let runq = ProbeSet(rawValue: UInt32(BERTH_TRACE_RUNQ))
     public static let all: ProbeSet = [.syscalls, .latency, .exec, .oom, .runq]
-    /// Benchmarks only: empty programs on the syscall hook, the cost floor.
+    /// Benchmarks only: empty programs on the syscall tracepoints, the cost floor.
     public static let emptyPrograms = ProbeSet(rawValue: UInt32(BERTH_TRACE_EMPTY))
-    /// A load option: hook syscalls with the raw tracepoints even where fentry/fexit
-    /// on x64_sys_call is available (so tests cover both hooks on one kernel).
-    public static let tracepointHooks = ProbeSet(rawValue: UInt32(BERTH_HOOK_TRACEPOINTS))
 
     public var names: [String] {
         [(ProbeSet.syscalls, "syscalls"), (.latency, "latency"), (.exec, "exec"), (.oom, "oom"), (.runq, "runq")]
@@ -41,14 +38,6 @@ public final class Probes {
     /// Asked for, but not loaded: this kernel cannot run them safely (run-queue
     /// latency before Linux 6.4: task storage created under the run-queue lock).
     public private(set) var withheld: ProbeSet = []
-    /// Where the syscall programs sit.
-    public enum SyscallHook: String, Sendable {
-        /// fentry/fexit on x64_sys_call: a trampoline on the one function every 64-bit syscall calls.
-        case fentry = "fentry/fexit on x64_sys_call"
-        /// tp_btf sys_enter/sys_exit: every task takes the slow syscall path while attached.
-        case tracepoints = "raw tracepoints sys_enter/sys_exit"
-    }
-    public private(set) var syscallHook: SyscallHook = .tracepoints
     let handle: OpaquePointer
     let cpus: Int
     private var slots: [UInt64: UInt32] = [:]
@@ -73,8 +62,7 @@ public final class Probes {
         self.handle = handle
         cpus = max(1, Int(berth_probes_possible_cpus()))
         withheld = ProbeSet(rawValue: berth_probes_withheld(handle))
-        syscallHook = berth_probes_syscall_hook(handle) == BERTH_SYSCALL_HOOK_FENTRY ? .fentry : .tracepoints
-        self.probes.subtract(withheld.union(.tracepointHooks))
+        self.probes.subtract(withheld)
     }
 
     /// Detaches the programs: the kernel runs none of them until `attach`. Maps and

@@ -68,8 +68,7 @@ public struct Tracer {
         defer { for t in targets { unlink(runtime.store.tracerMarker(t.id)) } }
         let started = monotonicMilliseconds()
         let names = Dictionary(targets.map { ($0.cgroupID, $0.id) }, uniquingKeysWith: { a, _ in a })
-        let hook = probes.probes.contains(.syscalls) ? "; syscalls through \(probes.syscallHook.rawValue)" : ""
-        let message = "berth trace: tracing \(targets.map(\.id).joined(separator: ", ")) (\(probes.probes.names.joined(separator: ", "))\(hook))" +
+        let message = "berth trace: tracing \(targets.map(\.id).joined(separator: ", ")) (\(probes.probes.names.joined(separator: ", ")))" +
             (options.duration.map { " for \(format($0, 1)) s" } ?? " until the container stops or Ctrl-C")
         LineWriter(fd: 2)(message)
 

@@ -13,7 +13,6 @@
 struct berth_probes {
     struct bpf_object *object;
     uint32_t withheld;
-    int syscall_hook;
     struct bpf_link *links[16];
     int link_count;
     struct ring_buffer *ring;
@@ -63,12 +62,9 @@ static void log_end(char *err, size_t err_size, const char *what, int error)
     libbpf_set_print(NULL);
 }
 
-/* hook: 0 for any, else the BERTH_SYSCALL_HOOK_* the program belongs to. */
-static const struct { const char *name; uint32_t needs; int hook; } programs[] = {
-    { "berth_sys_enter", BERTH_TRACE_SYSCALLS | BERTH_TRACE_LATENCY, BERTH_SYSCALL_HOOK_TRACEPOINTS },
-    { "berth_sys_exit", BERTH_TRACE_LATENCY, BERTH_SYSCALL_HOOK_TRACEPOINTS },
-    { "berth_sys_enter_fentry", BERTH_TRACE_SYSCALLS | BERTH_TRACE_LATENCY, BERTH_SYSCALL_HOOK_FENTRY },
-    { "berth_sys_exit_fexit", BERTH_TRACE_LATENCY, BERTH_SYSCALL_HOOK_FENTRY },
+static const struct { const char *name; uint32_t needs; } programs[] = {
+    { "berth_sys_enter", BERTH_TRACE_SYSCALLS | BERTH_TRACE_LATENCY },
+    { "berth_sys_exit", BERTH_TRACE_LATENCY },
     { "berth_exec", BERTH_TRACE_EXEC },
     { "berth_exit", BERTH_TRACE_EXEC },
     { "berth_fork", BERTH_TRACE_EXEC },
@@ -77,39 +73,9 @@ static const struct { const char *name; uint32_t needs; int hook; } programs[] =
     { "berth_wakeup", BERTH_TRACE_RUNQ },
     { "berth_wakeup_new", BERTH_TRACE_RUNQ },
     { "berth_switch", BERTH_TRACE_RUNQ },
-    { "berth_empty_enter", BERTH_TRACE_EMPTY, BERTH_SYSCALL_HOOK_TRACEPOINTS },
-    { "berth_empty_exit", BERTH_TRACE_EMPTY, BERTH_SYSCALL_HOOK_TRACEPOINTS },
-    { "berth_empty_enter_fentry", BERTH_TRACE_EMPTY, BERTH_SYSCALL_HOOK_FENTRY },
-    { "berth_empty_exit_fexit", BERTH_TRACE_EMPTY, BERTH_SYSCALL_HOOK_FENTRY },
+    { "berth_empty_enter", BERTH_TRACE_EMPTY },
+    { "berth_empty_exit", BERTH_TRACE_EMPTY },
 };
-
-/* The kernel dispatches 64-bit syscalls through x64_sys_call (in its BTF). */
-static bool has_x64_sys_call(void)
-{
-    struct btf *btf = btf__load_vmlinux_btf();
-    if (!btf)
-        return false;
-    bool found = btf__find_by_name_kind(btf, "x64_sys_call", BTF_KIND_FUNC) > 0;
-    btf__free(btf);
-    return found;
-}
-
-/* A function in BTF may still not be traceable (no fentry call site): attach the
- * first loaded fentry program once and let it go. */
-static bool fentry_attaches(struct bpf_object *object)
-{
-    struct bpf_program *prog;
-    bpf_object__for_each_program(prog, object) {
-        if (!bpf_program__autoload(prog) || strncmp(bpf_program__section_name(prog), "fentry/", 7) != 0)
-            continue;
-        struct bpf_link *link = bpf_program__attach(prog);
-        if (!link)
-            return false;
-        bpf_link__destroy(link);
-        return true;
-    }
-    return true;
-}
 
 /* Which mark_victim this kernel has: (task, uid) since 6.6, (pid) before. Read from
  * the kernel's BTF (the typedef of the tracepoint's prototype), not from a version. */
@@ -152,11 +118,6 @@ uint32_t berth_probes_withheld(struct berth_probes *p)
     return p->withheld;
 }
 
-int berth_probes_syscall_hook(struct berth_probes *p)
-{
-    return p->syscall_hook;
-}
-
 struct berth_probes *berth_probes_load(const void *object, size_t size, uint32_t what,
                                        char *err, size_t err_size)
 {
@@ -173,49 +134,37 @@ struct berth_probes *berth_probes_load(const void *object, size_t size, uint32_t
         what &= ~BERTH_TRACE_RUNQ;
         p->withheld |= BERTH_TRACE_RUNQ;
     }
-    bool task_victim = (what & BERTH_TRACE_OOM) ? mark_victim_takes_task() : true;
-    p->syscall_hook = !(what & BERTH_HOOK_TRACEPOINTS) && has_x64_sys_call()
-        ? BERTH_SYSCALL_HOOK_FENTRY : BERTH_SYSCALL_HOOK_TRACEPOINTS;
     pthread_mutex_lock(&log_lock);
-    for (;;) {
-        log_begin();
-        LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "berth_probes");
-        p->object = bpf_object__open_mem(object, size, &opts);
-        if (!p->object) {
-            int e = errno;
-            log_end(err, err_size, "opening the probe object", e);
-            pthread_mutex_unlock(&log_lock);
-            free(p);
-            return NULL;
-        }
-        struct bpf_program *prog;
-        bpf_object__for_each_program(prog, p->object) {
-            const char *name = bpf_program__name(prog);
-            bool wanted = false;
-            for (size_t i = 0; i < sizeof(programs) / sizeof(programs[0]); i++)
-                if (strcmp(programs[i].name, name) == 0 && (programs[i].needs & what)
-                    && (programs[i].hook == 0 || programs[i].hook == p->syscall_hook))
-                    wanted = true;
-            if (strcmp(name, "berth_oom") == 0)
-                wanted = wanted && task_victim;
-            if (strcmp(name, "berth_oom_pid") == 0)
-                wanted = wanted && !task_victim;
-            bpf_program__set_autoload(prog, wanted);
-        }
-        int rc = bpf_object__load(p->object);
-        bool fentry = p->syscall_hook == BERTH_SYSCALL_HOOK_FENTRY;
-        if (rc == 0 && (!fentry || fentry_attaches(p->object)))
-            break;
-        bpf_object__close(p->object);
-        p->object = NULL;
-        if (fentry) {
-            /* the tracepoints work on every kernel the probes support */
-            p->syscall_hook = BERTH_SYSCALL_HOOK_TRACEPOINTS;
-            continue;
-        }
+    log_begin();
+    LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "berth_probes");
+    p->object = bpf_object__open_mem(object, size, &opts);
+    if (!p->object) {
+        int e = errno;
+        log_end(err, err_size, "opening the probe object", e);
+        pthread_mutex_unlock(&log_lock);
+        free(p);
+        return NULL;
+    }
+    struct bpf_program *prog;
+    bool task_victim = (what & BERTH_TRACE_OOM) ? mark_victim_takes_task() : true;
+    bpf_object__for_each_program(prog, p->object) {
+        const char *name = bpf_program__name(prog);
+        bool wanted = false;
+        for (size_t i = 0; i < sizeof(programs) / sizeof(programs[0]); i++)
+            if (strcmp(programs[i].name, name) == 0 && (programs[i].needs & what))
+                wanted = true;
+        if (strcmp(name, "berth_oom") == 0)
+            wanted = wanted && task_victim;
+        if (strcmp(name, "berth_oom_pid") == 0)
+            wanted = wanted && !task_victim;
+        bpf_program__set_autoload(prog, wanted);
+    }
+    int rc = bpf_object__load(p->object);
+    if (rc) {
         /* libbpf's log names the failing program ("prog 'x': ..."). */
         log_end(err, err_size, "loading the probes (BPF verifier)", rc);
         pthread_mutex_unlock(&log_lock);
+        bpf_object__close(p->object);
         free(p);
         return NULL;
     }

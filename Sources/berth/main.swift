@@ -65,7 +65,7 @@ usage: berth [--data-root DIR] [--exec-root DIR] [--bip CIDR] COMMAND   (images 
        berth save [-o FILE] IMAGE…        one archive readable as both (docker 25+'s layout); stdout without -o
        berth import [-c CHANGE]… FILE|DIR|- [NAME]   a rootfs tarball or directory as a one-layer image
        berth image bootstrap busybox [--helper PATH]  busybox:latest from Debian's busybox-static, with no network
-       berth trace [--syscalls | --counts] [--exec] [--oom] [--runq] [--tracepoints] [--duration D] [--wait D] [--json] [--root DIR] CONTAINER…
+       berth trace [--syscalls | --counts] [--exec] [--oom] [--runq] [--duration D] [--wait D] [--json] [--root DIR] CONTAINER…
                                           trace containers with eBPF: syscall counts and latency (--counts: counts
                                           only, no sys_exit program: cheapest for the host), exec/exit/fork,
                                           OOM kills, run-queue latency (all when none is named); D like 5, 2.5s, 500ms, 1m;
@@ -197,7 +197,7 @@ case "container":
 case "--version", "version":
     print("berth 0.3.0")
 case "trace":
-    let a = Arguments(Array(args.dropFirst()), flags: ["--syscalls", "--counts", "--exec", "--oom", "--runq", "--json", "--tracepoints"],
+    let a = Arguments(Array(args.dropFirst()), flags: ["--syscalls", "--counts", "--exec", "--oom", "--runq", "--json"],
                       values: ["--duration", "--wait", "--root"])
     var options = Tracer.Options()
     var probes: ProbeSet = []
@@ -207,8 +207,6 @@ case "trace":
     if a.flags.contains("--oom") { probes.insert(.oom) }
     if a.flags.contains("--runq") { probes.insert(.runq) }
     options.probes = probes.isEmpty ? .all : probes
-    // the raw syscall tracepoints even where fentry/fexit on x64_sys_call would do
-    if a.flags.contains("--tracepoints") { options.probes.insert(.tracepointHooks) }
     options.duration = a.values["--duration"].map { seconds($0, option: "--duration") }
     options.json = a.flags.contains("--json")
     options.waitForContainers = a.values["--wait"].map { seconds($0, option: "--wait") }

@@ -130,13 +130,8 @@ static __always_inline struct berth_event *reserve_event(u32 slot)
     return e;
 }
 
-/* Syscall entry and exit have two attachments with one body each. Where the
- * kernel dispatches through x64_sys_call (6.9+, and the BHI backports), fentry
- * and fexit on it: a BPF trampoline on the one function every 64-bit syscall
- * calls, which costs any process far less than the raw syscall tracepoints. The
- * tracepoints put every task on the kernel's slow syscall path (syscall work
- * flags) for as long as a program is attached. The loader picks the pair. */
-static __always_inline int sys_enter(long nr)
+SEC("tp_btf/sys_enter")
+int BPF_PROG(berth_sys_enter, struct pt_regs *regs, long nr)
 {
     struct task_struct *task = bpf_get_current_task_btf();
     u64 id = cgroup_id_of(task);
@@ -174,7 +169,8 @@ static __always_inline int sys_enter(long nr)
     return 0;
 }
 
-static __always_inline int sys_exit(void)
+SEC("tp_btf/sys_exit")
+int BPF_PROG(berth_sys_exit, struct pt_regs *regs, long ret)
 {
     struct task_struct *task = bpf_get_current_task_btf();
     /* Only tracked tasks have task storage: the filter spares the rest the helper call. */
@@ -199,30 +195,6 @@ static __always_inline int sys_exit(void)
     if (h && b < BERTH_HIST_BUCKETS)
         __sync_fetch_and_add(&h->buckets[b], 1);
     return 0;
-}
-
-SEC("tp_btf/sys_enter")
-int BPF_PROG(berth_sys_enter, struct pt_regs *regs, long nr)
-{
-    return sys_enter(nr);
-}
-
-SEC("tp_btf/sys_exit")
-int BPF_PROG(berth_sys_exit, struct pt_regs *regs, long ret)
-{
-    return sys_exit();
-}
-
-SEC("fentry/x64_sys_call")
-int BPF_PROG(berth_sys_enter_fentry, const struct pt_regs *regs, unsigned int nr)
-{
-    return sys_enter((long)nr);
-}
-
-SEC("fexit/x64_sys_call")
-int BPF_PROG(berth_sys_exit_fexit, const struct pt_regs *regs, unsigned int nr, long ret)
-{
-    return sys_exit();
 }
 
 /* berth-dmz, the runtime's last exec before the container's own (run from a
@@ -459,9 +431,8 @@ int BPF_PROG(berth_switch, bool preempt, struct task_struct *prev, struct task_s
     return 0;
 }
 
-/* The floor, for the benchmark only: an empty program on each syscall hook the
- * loader picked (tracepoints, or fentry/fexit on x64_sys_call). What any
- * syscall tracer using that hook pays on this kernel before doing anything. */
+/* The floor, for the benchmark only: an empty program on each syscall tracepoint.
+ * What any syscall tracer pays on this kernel before doing anything. */
 SEC("tp_btf/sys_enter")
 int BPF_PROG(berth_empty_enter)
 {
@@ -470,18 +441,6 @@ int BPF_PROG(berth_empty_enter)
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(berth_empty_exit)
-{
-    return 0;
-}
-
-SEC("fentry/x64_sys_call")
-int BPF_PROG(berth_empty_enter_fentry)
-{
-    return 0;
-}
-
-SEC("fexit/x64_sys_call")
-int BPF_PROG(berth_empty_exit_fexit)
 {
     return 0;
 }

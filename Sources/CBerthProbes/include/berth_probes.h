@@ -20,9 +20,6 @@ struct berth_probes *berth_probes_load(const void *object, size_t size, uint32_t
 /* BERTH_TRACE_* parts asked for but not loaded because this kernel cannot run
  * them safely (run-queue latency before Linux 6.4). */
 uint32_t berth_probes_withheld(struct berth_probes *p);
-/* BERTH_SYSCALL_HOOK_*: the syscall programs sit on fentry/fexit of x64_sys_call
- * where the kernel has it and it attaches, else on the raw syscall tracepoints. */
-int berth_probes_syscall_hook(struct berth_probes *p);
 /* Attaches every loaded program; 0 or -errno with a message in err. */
 int berth_probes_attach(struct berth_probes *p, char *err, size_t err_size);
 /* Detaches every program (they stay loaded, maps keep their contents); attach again to resume. */

@@ -38,12 +38,6 @@ typedef int64_t berth_s64;
 #define BERTH_TRACE_RUNQ     (1u << 4)
 /* Benchmark only: empty programs on sys_enter and sys_exit (the kernel's floor). */
 #define BERTH_TRACE_EMPTY    (1u << 5)
-/* Load option, not a probe: hook syscalls with the raw tracepoints even where
- * fentry/fexit on x64_sys_call would do (tests cover both hooks on one kernel). */
-#define BERTH_HOOK_TRACEPOINTS (1u << 6)
-/* Which syscall hook a loaded set uses (berth_probes_syscall_hook). */
-#define BERTH_SYSCALL_HOOK_TRACEPOINTS 1
-#define BERTH_SYSCALL_HOOK_FENTRY 2
 
 /* tracked: v2 cgroup id -> this. */
 struct berth_tracked {
