@@ -33,7 +33,7 @@ extension BenchResults {
             if !s.notes.isEmpty { body += "<ul class=\"notes\">" + s.notes.map { "<li>\(SVG.escape($0))</li>" }.joined() + "</ul>" }
         }
         if let y = syscalls {
-            body += "<h2>Syscall cost</h2><p>ns per call, median over \(y.rounds) rounds (each the best of 5 batches of \(y.calls) calls). clock_gettime is the no-syscall control.</p>"
+            body += "<h2>Syscall cost</h2><p>ns per call, median over \(y.rounds) rounds (each the fastest 500-call batch of 5 × \(y.calls) calls, on one CPU). clock_gettime is the no-syscall control.</p>"
             body += "<div class=\"grid\">"
             for op in y.operations {
                 let rows = y.variantOrder.compactMap { v in y.nanoseconds[v]?[op].map { (name: v, value: $0.summary.median) } }

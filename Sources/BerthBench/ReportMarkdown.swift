@@ -96,7 +96,7 @@ extension BenchResults {
     func syscallMarkdown(_ y: SyscallResult) -> String {
         var md = "## Syscall cost: ns per call\n\n"
         md += "The static helper times \(y.calls) calls of getpid, read, write and clock_gettime and a tenth as many of the dearer open-close, stat and mmap-munmap "
-        md += "(best of 5 batches each), \(y.rounds) interleaved rounds; medians over rounds. "
+        md += "(the fastest of 500-call batches, five times the calls in all, on one CPU), \(y.rounds) interleaved rounds; medians over rounds. "
         md += "clock_gettime goes through the vDSO (no syscall): the control.\n\n"
         let variants = y.variantOrder.filter { y.nanoseconds[$0] != nil }
         md += "| operation | " + variants.joined(separator: " | ") + " |\n|---|" + variants.map { _ in "---:|" }.joined() + "\n"

@@ -183,7 +183,7 @@ public struct SyscallResult: Codable, Sendable {
     public var operations: [String]
     public var variantOrder: [String] = []
     public var notes: [String]
-    /// variant → operation → ns/op (best of 5 batches of `calls`, one sample per round).
+    /// variant → operation → ns/op (the fastest 500-call batch of 5 × `calls`, on one CPU; one sample per round).
     public var nanoseconds: [String: [String: Series]] = [:]
     /// "A / B" → operation → paired ratio of ns/op.
     public var ratios: [String: [String: Ratio]] = [:]
