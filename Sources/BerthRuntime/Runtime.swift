@@ -142,12 +142,14 @@ public struct Runtime: Sendable {
             try store.save(creating)
             let hooks = spec.hooks ?? Hooks()
             let cloneStart = monotonicNanos()
+            let seccompListener = SeccompListener(spec.linux?.seccomp)
+            let creatingState = { (pid: pid_t) in State(id: id, status: .creating, pid: pid, bundle: bundle, annotations: spec.annotations) }
             let launched = try Launcher.launchInit(
                 plan: plan, fds: fds, preserveFDs: options.preserveFDs,
-                seccompListener: SeccompListener(spec.linux?.seccomp),
-                state: { pid in State(id: id, status: .creating, pid: pid, bundle: bundle, annotations: spec.annotations) },
+                seccompListener: seccompListener,
+                state: creatingState,
                 runtimeHooks: { pid throws(BerthError) in
-                    let state = State(id: id, status: .creating, pid: pid, bundle: bundle, annotations: spec.annotations).encoded()
+                    let state = creatingState(pid).encoded()
                     try HookRunner.run(hooks.prestart ?? [], kind: "prestart", state: state)
                     try HookRunner.run(hooks.createRuntime ?? [], kind: "createRuntime", state: state)
                 })
@@ -173,7 +175,7 @@ public struct Runtime: Sendable {
             record.process = spec.process
             record.hooks = spec.hooks
             record.seccompFilter = seccomp != nil ? true : nil
-            record.seccompListener = SeccompListener(spec.linux?.seccomp)
+            record.seccompListener = seccompListener
             do throws(BerthError) {
                 if let seccomp { try Files.writeAtomically(seccomp.serialized, to: store.seccompFilter(id), mode: 0o600) }
                 try store.save(record)
