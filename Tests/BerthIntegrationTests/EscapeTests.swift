@@ -74,7 +74,8 @@ struct EscapeTests {
         let evil = try attacked(["exec", id, "/bin/evil"])
         #expect(evil.code == 127 && evil.stderr.contains("berth-dmz: not started by berth-runtime"), "exit \(evil.code): \(evil.stderr)")
         #expect(FileManager.default.createFile(atPath: out + "/stop", contents: nil))
-        #expect(env.eventually(30) { readFile(out + "/attack.txt").contains("exe-write:") }, "the attacker reports")
+        // the attacker stops at the stop file, or at its own 90 s bound on a guest too slow to see it
+        #expect(env.eventually(90) { readFile(out + "/attack.txt").contains("exe-write:") }, "the attacker reports: \(readFile(out + "/attack.txt"))")
         let report = Output(code: 0, stdout: readFile(out + "/attack.txt"), stderr: "")
         #expect(report.value("exe-write") != "ok", "the attacker rewrote the file it held: \(report.stdout)")
         #expect(!(report.value("exe-held") ?? "").contains("berth-runtime"), "the runtime binary was reachable: \(report.stdout)")
