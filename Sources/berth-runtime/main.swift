@@ -281,9 +281,15 @@ func readAllStdin() -> [UInt8] {
     return out
 }
 
+/// The owner column of `list`, from the host's /etc/passwd: the binary is static, and glibc's
+/// getpwuid would dlopen NSS modules of the exact glibc it was linked with.
 func userName(_ uid: UInt32) -> String {
-    guard let pw = getpwuid(uid) else { return "#\(uid)" }
-    return String(cString: pw.pointee.pw_name)
+    let passwd = (try? String(contentsOfFile: "/etc/passwd", encoding: .utf8)) ?? ""
+    for line in passwd.split(separator: "\n") {
+        let fields = line.split(separator: ":", omittingEmptySubsequences: false)
+        if fields.count > 2, UInt32(fields[2]) == uid { return String(fields[0]) }
+    }
+    return "#\(uid)"
 }
 
 func printTable(_ rows: [[String]]) {
