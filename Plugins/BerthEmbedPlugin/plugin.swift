@@ -29,19 +29,15 @@ struct BerthEmbedPlugin: BuildToolPlugin {
                 let stem = String(file.dropLast(kind.suffix.count))
                 let output = context.pluginWorkDirectoryURL.appending(path: stem + kind.outputSuffix)
                 let swift = context.pluginWorkDirectoryURL.appending(path: "\(stem)_\(kind.directory).swift")
+                // one command: the object is berth-embed's scratch file, not a declared output
+                // (a declared non-Swift output would become a resource bundle)
                 commands.append(.buildCommand(
-                    displayName: "Compiling \(kind.displayName) \(file)",
-                    executable: clang,
-                    arguments: kind.flags + ["-Wall", "-Werror", "-I", directory.path]
+                    displayName: "Compiling and embedding \(kind.displayName) \(file)",
+                    executable: embed,
+                    arguments: [output.path, swift.path, symbolName(stem, suffix: kind.symbolSuffix), "--", clang.path]
+                        + kind.flags + ["-Wall", "-Werror", "-I", directory.path]
                         + includes.flatMap { ["-I", $0.path] } + [source.path, "-o", output.path],
                     inputFiles: [source] + headers + includeHeaders,
-                    outputFiles: [output]
-                ))
-                commands.append(.buildCommand(
-                    displayName: "Embedding \(stem + kind.outputSuffix)",
-                    executable: embed,
-                    arguments: [output.path, swift.path, symbolName(stem, suffix: kind.symbolSuffix)],
-                    inputFiles: [output],
                     outputFiles: [swift]
                 ))
             }
