@@ -98,3 +98,19 @@ public struct ProcessCgroups: Sendable, Equatable {
         hierarchy.version == .v2 ? paths[""] : paths[hierarchy.controllers.joined(separator: ",")]
     }
 }
+
+// In the runtime's state record (read and written without Codable: BerthSys/JSON.swift).
+extension Hierarchy: JSONReadable, JSONWritable {
+    public static var jsonExpected: String { "an object" }
+    public init(json: JSON, path: String) throws(BerthError) {
+        let o = try JSONObject(json, path: path)
+        self.init(version: try o.required("version"), mountPoint: try o.required("mountPoint"), root: try o.required("root"),
+                  controllers: try o.required("controllers"))
+    }
+    public var json: JSON {
+        .object(["version": version.json, "mountPoint": mountPoint.json, "root": root.json, "controllers": controllers.json])
+    }
+}
+
+extension Hierarchy.Version: JSONReadable, JSONWritable {}
+extension CgroupMode: JSONReadable, JSONWritable {}

@@ -23,14 +23,33 @@ public struct SeccompListener: Codable, Sendable, Equatable {
     }
 }
 
+extension SeccompListener: JSONReadable, JSONWritable {
+    public static var jsonExpected: String { "an object" }
+    public init(json: JSON, path: String) throws(BerthError) {
+        let o = try JSONObject(json, path: path)
+        self.init(path: try o.required("path"), metadata: try o.optional("metadata"))
+    }
+    public var json: JSON {
+        var b = JSONObjectBuilder()
+        b.set("path", self.path); b.set("metadata", metadata)
+        return b.json
+    }
+}
+
 /// The runtime-spec "container process state" sent to a seccomp agent, with the
 /// listener fd beside it (SCM_RIGHTS), named by `fds`.
-struct ContainerProcessState: Encodable {
+struct ContainerProcessState: JSONWritable {
     var ociVersion: String = Spec.supportedVersion
     var fds: [String] = ["seccompFd"]
     var pid: Int32
     var metadata: String?
     var state: State
+
+    var json: JSON {
+        var b = JSONObjectBuilder()
+        b.set("ociVersion", ociVersion); b.set("fds", fds); b.set("pid", pid); b.set("metadata", metadata); b.set("state", state)
+        return b.json
+    }
 }
 
 enum SeccompAgent {
@@ -40,11 +59,7 @@ enum SeccompAgent {
         defer { if listenerFD >= 0 { close(listenerFD) } }
         guard listenerFD >= 0 else { throw BerthError("seccomp: the container sent no listener fd") }
         guard let listener else { throw BerthError("seccomp: a listener fd arrived, but linux.seccomp.listenerPath is not set") }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard let bytes = try? encoder.encode(ContainerProcessState(pid: pid, metadata: listener.metadata, state: state)) else {
-            throw BerthError("seccomp: encode the container process state")
-        }
+        let bytes = ContainerProcessState(pid: pid, metadata: listener.metadata, state: state).json.serialized()
         let sock = try connectUnix(listener.path, purpose: "seccomp agent (linux.seccomp.listenerPath)")
         defer { close(sock) }
         let sent = Array(bytes).withUnsafeBufferPointer { buf in

@@ -11,11 +11,11 @@ import BerthSys
 import BerthCgroups
 
 /// What the runtime remembers about one container between invocations.
-public struct ContainerRecord: Codable, Sendable {
+public struct ContainerRecord: Sendable {
     /// `creating`: written before the clone, `pid` is then the creating
     /// runtime process, so a create that died halfway reads as stopped and
     /// `delete` still finds its cgroups.
-    public enum Phase: String, Codable, Sendable { case creating, created, running }
+    public enum Phase: String, Sendable { case creating, created, running }
     public var id: String
     public var bundle: String
     public var rootfs: String
@@ -47,12 +47,50 @@ public struct ContainerRecord: Codable, Sendable {
     }
 }
 
+// Read and written by every command: without Codable (BerthSys/JSON.swift says why).
+extension ContainerRecord: JSONReadable, JSONWritable {
+    public static var jsonExpected: String { "an object" }
+    public init(json: JSON, path: String) throws(BerthError) {
+        let o = try JSONObject(json, path: path)
+        self.init(id: try o.required("id"), bundle: try o.required("bundle"), rootfs: try o.required("rootfs"), pid: try o.required("pid"),
+                  startTime: try o.required("startTime"), created: try o.required("created"), phase: try o.required("phase"),
+                  owner: try o.required("owner"), cgroupLayout: try o.required("cgroupLayout"), cgroupV1: try o.required("cgroupV1"),
+                  cgroupV2: try o.optional("cgroupV2"), cgroupAncestors: try o.required("cgroupAncestors"), process: try o.optional("process"),
+                  hooks: try o.optional("hooks"), annotations: try o.optional("annotations"), seccompFilter: try o.optional("seccompFilter"),
+                  seccompListener: try o.optional("seccompListener"))
+    }
+    public var json: JSON {
+        var b = JSONObjectBuilder()
+        b.set("id", id); b.set("bundle", bundle); b.set("rootfs", rootfs); b.set("pid", pid); b.set("startTime", startTime)
+        b.set("created", created); b.set("phase", phase); b.set("owner", owner); b.set("cgroupLayout", cgroupLayout)
+        b.set("cgroupV1", cgroupV1); b.set("cgroupV2", cgroupV2); b.set("cgroupAncestors", cgroupAncestors); b.set("process", process)
+        b.set("hooks", hooks); b.set("annotations", annotations); b.set("seccompFilter", seccompFilter); b.set("seccompListener", seccompListener)
+        return b.json
+    }
+}
+
+extension ContainerRecord.Phase: JSONReadable, JSONWritable {}
+
+extension CgroupLayoutRecord: JSONReadable, JSONWritable {
+    public static var jsonExpected: String { "an object" }
+    public init(json: JSON, path: String) throws(BerthError) {
+        let o = try JSONObject(json, path: path)
+        self.init(mode: try o.required("mode"), v1: try o.required("v1"), v2: try o.optional("v2"))
+    }
+    public var json: JSON {
+        var b = JSONObjectBuilder()
+        b.set("mode", mode); b.set("v1", v1); b.set("v2", v2)
+        return b.json
+    }
+}
+
 /// CgroupLayout as stored in a record.
-public struct CgroupLayoutRecord: Codable, Sendable {
+public struct CgroupLayoutRecord: Sendable {
     public var mode: CgroupMode
     public var v1: [Hierarchy]
     public var v2: Hierarchy?
     public init(_ l: CgroupLayout) { mode = l.mode; v1 = l.v1; v2 = l.v2 }
+    init(mode: CgroupMode, v1: [Hierarchy], v2: Hierarchy?) { self.mode = mode; self.v1 = v1; self.v2 = v2 }
     public var layout: CgroupLayout { CgroupLayout(mode: mode, v1: v1, v2: v2) }
 }
 
@@ -89,16 +127,13 @@ public struct StateStore: Sendable {
         guard exists(id) else { throw BerthError("container \"\(id)\" does not exist") }
         guard Files.exists(statePath(id)) else { return nil } // still being created
         let bytes = try Files.readBytes(statePath(id))
-        do { return try JSONDecoder().decode(ContainerRecord.self, from: Data(bytes)) } catch {
+        do { return try ContainerRecord(json: JSON.parse(bytes), path: "") } catch {
             throw BerthError("corrupt state file \(statePath(id)): \(error)")
         }
     }
 
     public func save(_ record: ContainerRecord) throws(BerthError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        guard let data = try? encoder.encode(record) else { throw BerthError("encode state of \(record.id)") }
-        try Files.writeAtomically(Array(data), to: statePath(record.id))
+        try Files.writeAtomically(record.json.serialized(), to: statePath(record.id))
     }
 
     public func remove(_ id: String) throws(BerthError) { try Files.removeTree(directory(id)) }

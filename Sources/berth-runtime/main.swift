@@ -172,9 +172,7 @@ func exec(_ c: ParsedCommandLine, _ runtime: Runtime) throws -> Int32 {
     var proc: BerthOCI.Process
     if let path = c.value("process") {
         let bytes = try Files.readBytes(path)
-        do { proc = try JSONDecoder().decode(BerthOCI.Process.self, from: Data(bytes)) } catch let error as DecodingError {
-            throw BerthError("\(path): \(Spec.describeDecoding(error))")
-        }
+        proc = try Spec.decodeJSON(bytes, as: BerthOCI.Process.self, source: path)
     } else {
         // runc: the container's process is the template; the command line overrides it
         let command = Array(c.arguments.dropFirst())
@@ -221,9 +219,7 @@ func exec(_ c: ParsedCommandLine, _ runtime: Runtime) throws -> Int32 {
 func updateResources(_ c: ParsedCommandLine) throws -> Resources {
     if let path = c.value("resources") {
         let bytes = path == "-" ? Array(readAllStdin()) : try Files.readBytes(path)
-        do { return try JSONDecoder().decode(Resources.self, from: Data(bytes)) } catch let error as DecodingError {
-            throw BerthError("\(path == "-" ? "stdin" : path): \(Spec.describeDecoding(error))")
-        }
+        return try Spec.decodeJSON(bytes, as: Resources.self, source: path == "-" ? "stdin" : path)
     }
     func int(_ name: String) throws(UsageError) -> Int64? {
         guard let text = c.value(name) else { return nil }
