@@ -100,10 +100,8 @@ public struct ProcessCgroups: Sendable, Equatable {
 }
 
 // In the runtime's state record (read and written without Codable: BerthSys/JSON.swift).
-extension Hierarchy: JSONReadable, JSONWritable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Hierarchy: JSONObjectReadable, JSONWritable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(version: try o.required("version"), mountPoint: try o.required("mountPoint"), root: try o.required("root"),
                   controllers: try o.required("controllers"))
     }

@@ -4,37 +4,29 @@ import BerthSys
 // per type, fields as the runtime-spec names them. Unknown fields are ignored.
 // SpecJSONTests checks these against the Codable conformance on a spec that sets every field.
 
-extension Spec: JSONReadable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Spec: JSONObjectReadable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(ociVersion: try o.required("ociVersion"), process: try o.optional("process"), root: try o.optional("root"),
                   hostname: try o.optional("hostname"), domainname: try o.optional("domainname"), mounts: try o.optional("mounts"),
                   hooks: try o.optional("hooks"), annotations: try o.optional("annotations"), linux: try o.optional("linux"))
     }
 }
 
-extension Root: JSONReadable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Root: JSONObjectReadable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(path: try o.required("path"), readonly: try o.optional("readonly"))
     }
 }
 
-extension Mount: JSONReadable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Mount: JSONObjectReadable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(destination: try o.required("destination"), type: try o.optional("type"), source: try o.optional("source"),
                   options: try o.optional("options"))
     }
 }
 
-extension Process: JSONReadable, JSONWritable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Process: JSONObjectReadable, JSONWritable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(terminal: try o.optional("terminal"), user: try o.required("user"), args: try o.optional("args"), env: try o.optional("env"),
                   cwd: try o.required("cwd"), capabilities: try o.optional("capabilities"), rlimits: try o.optional("rlimits"),
                   noNewPrivileges: try o.optional("noNewPrivileges"), oomScoreAdj: try o.optional("oomScoreAdj"))
@@ -53,19 +45,15 @@ extension Process: JSONReadable, JSONWritable {
     }
 }
 
-extension Process.ConsoleSize: JSONReadable, JSONWritable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Process.ConsoleSize: JSONObjectReadable, JSONWritable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(height: try o.required("height"), width: try o.required("width"))
     }
     public var json: JSON { .object(["height": height.json, "width": width.json]) }
 }
 
-extension User: JSONReadable, JSONWritable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension User: JSONObjectReadable, JSONWritable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(uid: try o.required("uid"), gid: try o.required("gid"), umask: try o.optional("umask"), additionalGids: try o.optional("additionalGids"))
         username = try o.optional("username")
     }
@@ -76,10 +64,8 @@ extension User: JSONReadable, JSONWritable {
     }
 }
 
-extension Capabilities: JSONReadable, JSONWritable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Capabilities: JSONObjectReadable, JSONWritable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(bounding: try o.optional("bounding"), effective: try o.optional("effective"), inheritable: try o.optional("inheritable"),
                   permitted: try o.optional("permitted"), ambient: try o.optional("ambient"))
     }
@@ -91,19 +77,15 @@ extension Capabilities: JSONReadable, JSONWritable {
     }
 }
 
-extension Rlimit: JSONReadable, JSONWritable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Rlimit: JSONObjectReadable, JSONWritable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(type: try o.required("type"), hard: try o.required("hard"), soft: try o.required("soft"))
     }
     public var json: JSON { .object(["type": type.json, "hard": hard.json, "soft": soft.json]) }
 }
 
-extension Hooks: JSONReadable, JSONWritable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Hooks: JSONObjectReadable, JSONWritable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init()
         prestart = try o.optional("prestart"); createRuntime = try o.optional("createRuntime")
         createContainer = try o.optional("createContainer"); startContainer = try o.optional("startContainer")
@@ -117,10 +99,8 @@ extension Hooks: JSONReadable, JSONWritable {
     }
 }
 
-extension Hook: JSONReadable, JSONWritable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Hook: JSONObjectReadable, JSONWritable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(path: try o.required("path"), args: try o.optional("args"), env: try o.optional("env"), timeout: try o.optional("timeout"))
     }
     public var json: JSON {
@@ -130,10 +110,8 @@ extension Hook: JSONReadable, JSONWritable {
     }
 }
 
-extension Linux: JSONReadable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Linux: JSONObjectReadable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init()
         namespaces = try o.optional("namespaces"); uidMappings = try o.optional("uidMappings"); gidMappings = try o.optional("gidMappings")
         timeOffsets = try o.optional("timeOffsets"); devices = try o.optional("devices"); cgroupsPath = try o.optional("cgroupsPath")
@@ -143,43 +121,33 @@ extension Linux: JSONReadable {
     }
 }
 
-extension Namespace: JSONReadable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Namespace: JSONObjectReadable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(type: try o.required("type"), path: try o.optional("path"))
     }
 }
 
-extension IDMapping: JSONReadable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension IDMapping: JSONObjectReadable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(containerID: try o.required("containerID"), hostID: try o.required("hostID"), size: try o.required("size"))
     }
 }
 
-extension TimeOffset: JSONReadable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension TimeOffset: JSONObjectReadable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(secs: try o.optional("secs"), nanosecs: try o.optional("nanosecs"))
     }
 }
 
-extension Device: JSONReadable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Device: JSONObjectReadable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(type: try o.required("type"), path: try o.required("path"), major: try o.optional("major"), minor: try o.optional("minor"),
                   fileMode: try o.optional("fileMode"), uid: try o.optional("uid"), gid: try o.optional("gid"))
     }
 }
 
-extension Resources: JSONReadable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Resources: JSONObjectReadable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init()
         devices = try o.optional("devices"); memory = try o.optional("memory"); cpu = try o.optional("cpu"); pids = try o.optional("pids")
         blockIO = try o.optional("blockIO"); hugepageLimits = try o.optional("hugepageLimits"); network = try o.optional("network")
@@ -187,19 +155,15 @@ extension Resources: JSONReadable {
     }
 }
 
-extension Resources.DeviceRule: JSONReadable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Resources.DeviceRule: JSONObjectReadable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(allow: try o.required("allow"), type: try o.optional("type"), major: try o.optional("major"), minor: try o.optional("minor"),
                   access: try o.optional("access"))
     }
 }
 
-extension Resources.Memory: JSONReadable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Resources.Memory: JSONObjectReadable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init()
         limit = try o.optional("limit"); reservation = try o.optional("reservation"); swap = try o.optional("swap")
         kernel = try o.optional("kernel"); kernelTCP = try o.optional("kernelTCP"); swappiness = try o.optional("swappiness")
@@ -208,10 +172,8 @@ extension Resources.Memory: JSONReadable {
     }
 }
 
-extension Resources.CPU: JSONReadable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Resources.CPU: JSONObjectReadable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init()
         shares = try o.optional("shares"); quota = try o.optional("quota"); burst = try o.optional("burst"); period = try o.optional("period")
         realtimeRuntime = try o.optional("realtimeRuntime"); realtimePeriod = try o.optional("realtimePeriod")
@@ -219,17 +181,12 @@ extension Resources.CPU: JSONReadable {
     }
 }
 
-extension Resources.Pids: JSONReadable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        self.init(limit: try JSONObject(json, path: path).required("limit"))
-    }
+extension Resources.Pids: JSONObjectReadable {
+    public init(_ o: JSONObject) throws(BerthError) { self.init(limit: try o.required("limit")) }
 }
 
-extension Resources.BlockIO: JSONReadable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Resources.BlockIO: JSONObjectReadable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init()
         weight = try o.optional("weight"); leafWeight = try o.optional("leafWeight"); weightDevice = try o.optional("weightDevice")
         throttleReadBpsDevice = try o.optional("throttleReadBpsDevice"); throttleWriteBpsDevice = try o.optional("throttleWriteBpsDevice")
@@ -237,76 +194,58 @@ extension Resources.BlockIO: JSONReadable {
     }
 }
 
-extension Resources.BlockIO.WeightDevice: JSONReadable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Resources.BlockIO.WeightDevice: JSONObjectReadable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(major: try o.required("major"), minor: try o.required("minor"), weight: try o.optional("weight"), leafWeight: try o.optional("leafWeight"))
     }
 }
 
-extension Resources.BlockIO.ThrottleDevice: JSONReadable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Resources.BlockIO.ThrottleDevice: JSONObjectReadable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(major: try o.required("major"), minor: try o.required("minor"), rate: try o.required("rate"))
     }
 }
 
-extension Resources.HugepageLimit: JSONReadable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Resources.HugepageLimit: JSONObjectReadable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(pageSize: try o.required("pageSize"), limit: try o.required("limit"))
     }
 }
 
-extension Resources.Network: JSONReadable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Resources.Network: JSONObjectReadable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(classID: try o.optional("classID"), priorities: try o.optional("priorities"))
     }
 }
 
-extension Resources.Network.Priority: JSONReadable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Resources.Network.Priority: JSONObjectReadable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(name: try o.required("name"), priority: try o.required("priority"))
     }
 }
 
-extension Seccomp: JSONReadable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Seccomp: JSONObjectReadable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(defaultAction: try o.required("defaultAction"), defaultErrnoRet: try o.optional("defaultErrnoRet"),
                   architectures: try o.optional("architectures"), flags: try o.optional("flags"), listenerPath: try o.optional("listenerPath"),
                   listenerMetadata: try o.optional("listenerMetadata"), syscalls: try o.optional("syscalls"))
     }
 }
 
-extension Seccomp.Syscall: JSONReadable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Seccomp.Syscall: JSONObjectReadable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(names: try o.required("names"), action: try o.required("action"), errnoRet: try o.optional("errnoRet"), args: try o.optional("args"))
     }
 }
 
-extension Seccomp.Arg: JSONReadable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension Seccomp.Arg: JSONObjectReadable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(index: try o.required("index"), value: try o.required("value"), valueTwo: try o.optional("valueTwo"), op: try o.required("op"))
     }
 }
 
-extension State: JSONReadable, JSONWritable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension State: JSONObjectReadable, JSONWritable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(ociVersion: try o.required("ociVersion"), id: try o.required("id"), status: try o.required("status"), pid: try o.optional("pid"),
                   bundle: try o.required("bundle"), annotations: try o.optional("annotations"))
     }

@@ -23,10 +23,8 @@ public struct SeccompListener: Codable, Sendable, Equatable {
     }
 }
 
-extension SeccompListener: JSONReadable, JSONWritable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension SeccompListener: JSONObjectReadable, JSONWritable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(path: try o.required("path"), metadata: try o.optional("metadata"))
     }
     public var json: JSON {

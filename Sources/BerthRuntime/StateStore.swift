@@ -48,10 +48,8 @@ public struct ContainerRecord: Sendable {
 }
 
 // Read and written by every command: without Codable (BerthSys/JSON.swift says why).
-extension ContainerRecord: JSONReadable, JSONWritable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension ContainerRecord: JSONObjectReadable, JSONWritable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(id: try o.required("id"), bundle: try o.required("bundle"), rootfs: try o.required("rootfs"), pid: try o.required("pid"),
                   startTime: try o.required("startTime"), created: try o.required("created"), phase: try o.required("phase"),
                   owner: try o.required("owner"), cgroupLayout: try o.required("cgroupLayout"), cgroupV1: try o.required("cgroupV1"),
@@ -71,10 +69,8 @@ extension ContainerRecord: JSONReadable, JSONWritable {
 
 extension ContainerRecord.Phase: JSONReadable, JSONWritable {}
 
-extension CgroupLayoutRecord: JSONReadable, JSONWritable {
-    public static var jsonExpected: String { "an object" }
-    public init(json: JSON, path: String) throws(BerthError) {
-        let o = try JSONObject(json, path: path)
+extension CgroupLayoutRecord: JSONObjectReadable, JSONWritable {
+    public init(_ o: JSONObject) throws(BerthError) {
         self.init(mode: try o.required("mode"), v1: try o.required("v1"), v2: try o.optional("v2"))
     }
     public var json: JSON {

@@ -278,6 +278,16 @@ public protocol JSONReadable {
     init(json: JSON, path: String) throws(BerthError)
 }
 
+/// A JSON object read field by field: `init(_:)` gets the fields, with the object's path for errors.
+public protocol JSONObjectReadable: JSONReadable {
+    init(_ object: JSONObject) throws(BerthError)
+}
+
+extension JSONObjectReadable {
+    public static var jsonExpected: String { "an object" }
+    public init(json: JSON, path: String) throws(BerthError) { try self.init(JSONObject(json, path: path)) }
+}
+
 /// A value written to a JSON document.
 public protocol JSONWritable {
     var json: JSON { get }
