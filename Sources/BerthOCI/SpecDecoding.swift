@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import BerthSys
 
 extension Spec {
@@ -33,9 +28,7 @@ extension Spec {
     }
 
     public func encoded(pretty: Bool = true) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
-        return Array((try? encoder.encode(self)) ?? Data())
+        ((try? JSON(encoding: self)) ?? .null).serialized(pretty: pretty)
     }
 }
 

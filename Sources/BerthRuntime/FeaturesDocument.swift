@@ -1,11 +1,7 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import BerthOCI
 import BerthCgroups
 import BerthSecurity
+import BerthSys
 
 /// The runtime-spec features document (features.md), true to what berth implements.
 public struct FeaturesDocument: Codable, Sendable {
@@ -59,8 +55,6 @@ public struct FeaturesDocument: Codable, Sendable {
     }
 
     public func encoded() -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return Array((try? encoder.encode(self)) ?? Data())
+        ((try? JSON(encoding: self)) ?? .null).serialized(pretty: true)
     }
 }

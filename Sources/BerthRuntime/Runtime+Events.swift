@@ -1,11 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import BerthCgroups
 import CBerthLaunch
 import BerthSys
@@ -41,9 +36,7 @@ extension Runtime {
 
     private func event(_ type: String, id: String, data: Stats?) -> String {
         struct Event: Encodable { var type: String; var id: String; var data: Stats? }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: (try? encoder.encode(Event(type: type, id: id, data: data))) ?? Data(), as: UTF8.self)
+        return String(decoding: ((try? JSON(encoding: Event(type: type, id: id, data: data))) ?? .null).serialized(), as: UTF8.self)
     }
 }
 

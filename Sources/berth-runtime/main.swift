@@ -1,11 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import BerthOCI
 import BerthRuntime
 import BerthSys
@@ -280,7 +275,7 @@ func readAllStdin() -> [UInt8] {
 /// The owner column of `list`, from the host's /etc/passwd: the binary is static, and glibc's
 /// getpwuid would dlopen NSS modules of the exact glibc it was linked with.
 func userName(_ uid: UInt32) -> String {
-    let passwd = (try? String(contentsOfFile: "/etc/passwd", encoding: .utf8)) ?? ""
+    let passwd = String(decoding: (try? Files.readBytes("/etc/passwd")) ?? [], as: UTF8.self)
     for line in passwd.split(separator: "\n") {
         let fields = line.split(separator: ":", omittingEmptySubsequences: false)
         if fields.count > 2, UInt32(fields[2]) == uid { return String(fields[0]) }

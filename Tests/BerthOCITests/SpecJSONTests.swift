@@ -72,6 +72,17 @@ struct SpecJSONTests {
                 == #"{"annotations":{"k":"v/w"},"bundle":"/b/x","id":"c1","ociVersion":"1.2.0","pid":42,"status":"running"}"#)
     }
 
+    @Test("any Encodable as a tree: what Foundation decodes back equal; nil left out, doubles as numbers")
+    func treeEncoder() throws {
+        let spec = try Spec.decode(Array(everything.utf8), source: "config.json")
+        #expect(try JSONDecoder().decode(Spec.self, from: Data(spec.encoded(pretty: true))) == spec)
+        #expect(try JSONDecoder().decode(Spec.self, from: Data(spec.encoded(pretty: false))) == spec)
+        struct Sample: Encodable { var a: Double; var b: Double; var c: Int8?; var d: [Float]; var e: [String: [UInt64]] }
+        let json = try JSON(encoding: Sample(a: 2, b: 0.25, c: nil, d: [1.5], e: ["k": [UInt64.max]]))
+        #expect(String(decoding: json.serialized(), as: UTF8.self) == #"{"a":2,"b":0.25,"d":[1.5],"e":{"k":[18446744073709551615]}}"#)
+        #expect(throws: EncodingError.self) { try JSON(encoding: Sample(a: .nan, b: 0, c: 1, d: [], e: [:])) }
+    }
+
     @Test("strings: escapes in, escapes out")
     func strings() throws {
         let text = "q\" b\\ s/ n\n t\t c\u{01} é 😀"
