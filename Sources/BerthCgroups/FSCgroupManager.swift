@@ -229,7 +229,7 @@ public struct FSCgroupManager: CgroupManager {
     public func freeze() throws(BerthError) {
         if let v2Directory {
             try Files.write("1", to: v2Directory + "/cgroup.freeze")
-            try waitUntil { (try? Files.read(v2Directory + "/cgroup.events"))?.contains("frozen 1") == true }
+            try waitUntil { (try? Files.read(v2Directory + "/cgroup.events"))?.containsText("frozen 1") == true }
         } else if let freezer = v1Directory(for: "freezer") {
             try Files.write("FROZEN", to: freezer + "/freezer.state")
             try waitUntil { (try? Files.read(freezer + "/freezer.state"))?.hasPrefix("FROZEN") == true }

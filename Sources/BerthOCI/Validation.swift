@@ -13,7 +13,7 @@ extension Spec {
         if let process {
             guard let args = process.args, !args.isEmpty, !args[0].isEmpty else { throw fail("process.args", "must name a program") }
             guard process.cwd.hasPrefix("/") else { throw fail("process.cwd", "\"\(process.cwd)\" is not an absolute path") }
-            for (i, entry) in (process.env ?? []).enumerated() where !entry.contains("=") {
+            for (i, entry) in (process.env ?? []).enumerated() where !entry.containsText("=") {
                 throw fail("process.env[\(i)]", "\"\(entry)\" is not KEY=VALUE")
             }
             if let caps = process.capabilities {
@@ -79,7 +79,7 @@ extension Spec {
                 throw fail("linux.devices[\(i)]", "major and minor are required for type \"\(device.type)\"")
             }
         }
-        for key in (linux.sysctl ?? [:]).keys where key.contains("/") || key.contains("..") || key.isEmpty {
+        for key in (linux.sysctl ?? [:]).keys where key.containsText("/") || key.containsText("..") || key.isEmpty {
             throw fail("linux.sysctl", "invalid key \"\(key)\"")
         }
     }

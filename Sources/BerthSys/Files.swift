@@ -253,3 +253,16 @@ public func readFully(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> B
     }
     return true
 }
+
+extension StringProtocol {
+    /// Whether `text` occurs in this string (UTF-8 bytes compared). The runtime's modules
+    /// use this, not `contains(_:)` with a string: that one lives in _StringProcessing,
+    /// whose ~400 protocol conformances the Swift runtime scans on every first lookup.
+    public func containsText(_ text: String) -> Bool {
+        let haystack = Array(utf8), needle = Array(text.utf8)
+        guard !needle.isEmpty else { return true }
+        guard haystack.count >= needle.count else { return false }
+        for start in 0...(haystack.count - needle.count) where haystack[start..<start + needle.count].elementsEqual(needle) { return true }
+        return false
+    }
+}
