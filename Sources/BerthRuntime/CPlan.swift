@@ -61,7 +61,7 @@ struct LaunchFDs {
     var root: Int32 = -1
 
     func closeAll() {
-        for fd in cgroupTasks + [cgroup2, execFifo, consoleSocket, root] + joins.map(\.fd) where fd >= 0 { close(fd) }
+        for fd in cgroupTasks + [cgroup2, execFifo, consoleSocket, root] + joins.map { $0.fd } where fd >= 0 { close(fd) }
     }
 }
 

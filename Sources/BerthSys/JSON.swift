@@ -381,7 +381,7 @@ extension Array: JSONReadable where Element: JSONReadable {
 }
 
 extension Array: JSONWritable where Element: JSONWritable {
-    public var json: JSON { .array(map(\.json)) }
+    @inlinable public var json: JSON { .array(map { $0.json }) }
 }
 
 extension Dictionary: JSONReadable where Key == String, Value: JSONReadable {
@@ -395,7 +395,7 @@ extension Dictionary: JSONReadable where Key == String, Value: JSONReadable {
 }
 
 extension Dictionary: JSONWritable where Key == String, Value: JSONWritable {
-    public var json: JSON { .object(mapValues(\.json)) }
+    @inlinable public var json: JSON { .object(mapValues { $0.json }) }
 }
 
 /// String-backed enums read and written as their raw value.
@@ -416,7 +416,7 @@ extension RawRepresentable where RawValue == String, Self: JSONWritable {
 public struct JSONObjectBuilder {
     public var fields: [String: JSON] = [:]
     public init() {}
-    public mutating func set<T: JSONWritable>(_ key: String, _ value: T?) {
+    @inlinable public mutating func set<T: JSONWritable>(_ key: String, _ value: T?) {
         if let value { fields[key] = value.json }
     }
     public var json: JSON { .object(fields) }

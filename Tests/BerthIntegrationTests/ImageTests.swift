@@ -46,9 +46,13 @@ final class EngineEnvironment {
         try? FileManager.default.removeItem(atPath: dir)
         if let layout = try? CgroupLayout.detect(), let caller = try? ProcessCgroups.current() {
             for h in layout.controllerHierarchies + (layout.v2.map { [$0] } ?? []) {
-                // a child removed just now may still be going offline (EBUSY for a moment)
-                let d = CgroupPath(cgroupParent).directory(in: h, caller: caller)
-                for _ in 0..<40 where rmdir(d) != 0 && errno == EBUSY { usleep(25_000) }
+                // a child removed just now may still be going offline, or a supervisor may still be
+                // deleting a container (EBUSY meanwhile); berth keeps parents, so this is their cleanup
+                // (the engine takes --cgroup-parent at each hierarchy's root; memory has this process elsewhere)
+                for path in [cgroupParent, "/" + cgroupParent] {
+                    let d = CgroupPath(path).directory(in: h, caller: caller)
+                    for _ in 0..<400 where rmdir(d) != 0 && errno == EBUSY { usleep(25_000) }
+                }
             }
         }
     }

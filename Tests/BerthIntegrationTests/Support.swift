@@ -215,10 +215,13 @@ final class TestEnvironment {
             _ = try? runtime(["delete", "--force", id])
         }
         try? FileManager.default.removeItem(atPath: dir)
-        // the run's parent cgroup goes when the last test leaves it
+        // the run's parent cgroup goes when the last test leaves it (berth keeps parents); one
+        // without children that is still busy has a child going offline: that takes a moment
         if let layout = try? CgroupLayout.detect(), let caller = try? ProcessCgroups.current() {
             for h in layout.controllerHierarchies + (layout.v2.map { [$0] } ?? []) {
-                rmdir(CgroupPath(cgroupParent).directory(in: h, caller: caller))
+                let d = CgroupPath(cgroupParent).directory(in: h, caller: caller)
+                func hasChildren() -> Bool { ((try? Files.list(d)) ?? []).contains { Files.isDirectory(d + "/" + $0) } }
+                for _ in 0..<80 where rmdir(d) != 0 && errno == EBUSY && !hasChildren() { usleep(25_000) }
             }
         }
     }
