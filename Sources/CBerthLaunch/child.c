@@ -179,6 +179,34 @@ static int mkdir_in_root_depth(int rootfd, const char *path, int is_file, int de
     char prefix[4096];
     size_t len = strlen(path);
     if (len >= sizeof prefix) { errno = ENAMETOOLONG; return -1; }
+    /* The common case, one resolution instead of one per component: only the last
+     * component is missing, and it is not a dangling symlink (that takes the walk below). */
+    const char *last = strrchr(path, '/');
+    if (last && last[1]) {
+        memcpy(prefix, path, (size_t)(last - path) + 1);
+        prefix[last - path + 1] = 0;
+        int pfd = openat2_in_root(rootfd, prefix, O_PATH | O_DIRECTORY);
+        if (pfd >= 0) {
+            char link[8];
+            if (readlinkat(pfd, last + 1, link, sizeof link) < 0 && (errno == EINVAL || errno == ENOENT)) {
+                int made;
+                if (is_file) {
+                    made = openat(pfd, last + 1, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+                    if (made >= 0) { close(made); made = 0; }
+                } else {
+                    made = mkdirat(pfd, last + 1, 0755);
+                }
+                int saved = errno;
+                close(pfd);
+                if (made == 0 || saved == EEXIST) return openat2_in_root(rootfd, path, O_PATH);
+                errno = saved;
+                return -1;
+            }
+            close(pfd); /* a dangling symlink: the walk follows it inside the root */
+        } else if (errno != ENOENT) {
+            return -1;
+        }
+    }
     for (size_t i = 1; i <= len; i++) {
         if (i != len && path[i] != '/') continue;
         if (path[i - 1] == '/') continue;
