@@ -97,8 +97,15 @@ public struct StateStore: Sendable {
 
     /// Container ids are file names: letters, digits, `_ . -`, not starting with `.` or `-`.
     public static func validate(id: String) throws(BerthError) {
-        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-        guard !id.isEmpty, id.count <= 1024, id.allSatisfy({ allowed.contains($0) }), id.first != ".", id.first != "-" else {
+        // bytes, not Characters: a Set<Character> costs the first grapheme hashing of the process
+        func allowed(_ b: UInt8) -> Bool {
+            switch b {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "-"): true
+            default: false
+            }
+        }
+        guard !id.isEmpty, id.utf8.count <= 1024, id.utf8.allSatisfy(allowed), id.first != ".", id.first != "-" else {
             throw BerthError("invalid container id \"\(id)\": use letters, digits, _ . - (not starting with . or -)")
         }
     }
