@@ -6,12 +6,9 @@ import Glibc
 public enum Processes {
     /// Field 22 of /proc/PID/stat (start time in clock ticks), and field 3 (state).
     public static func stat(_ pid: pid_t) -> (startTime: UInt64, state: Character)? {
-        guard let text = try? Files.read("/proc/\(pid)/stat") else { return nil }
-        // comm may contain spaces and parentheses: split after the last ')'
-        guard let close = text.lastIndex(of: ")") else { return nil }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        guard fields.count > 19, let state = fields[0].first, let start = UInt64(fields[19]) else { return nil }
-        return (start, state)
+        guard let fields = statFields(pid), fields.count > 19, let state = fields[0].first,
+              let start = UInt64(String(decoding: fields[19], as: UTF8.self)) else { return nil }
+        return (start, Character(Unicode.Scalar(state)))
     }
 
     /// True when `pid` runs (not a zombie) and started at `startTime`.
@@ -21,9 +18,16 @@ public enum Processes {
     }
 
     public static func parentPid(_ pid: pid_t) -> pid_t? {
-        guard let text = try? Files.read("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return nil }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        return fields.count > 1 ? pid_t(fields[1]) : nil
+        guard let fields = statFields(pid), fields.count > 1 else { return nil }
+        return pid_t(String(decoding: fields[1], as: UTF8.self))
+    }
+
+    /// /proc/PID/stat after the command name, split at spaces: field 3 (state) is [0].
+    /// Bytes, not Characters: comm may hold anything, and every command reads this file
+    /// (a Character search would pay grapheme breaking for a byte's work).
+    static func statFields(_ pid: pid_t) -> [ArraySlice<UInt8>]? {
+        guard let bytes = try? Files.readBytes("/proc/\(pid)/stat"), let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        return bytes[(close + 1)...].split(separator: UInt8(ascii: " "))
     }
 
     /// The command line of a process, NULs turned into spaces.
