@@ -2,7 +2,7 @@
 public enum MountInfo {
     /// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
     public static func unescape(_ s: String) -> String {
-        guard s.contains("\\") else { return s }
+        guard s.utf8.contains(UInt8(ascii: "\\")) else { return s }
         var out = [UInt8]()
         let bytes = Array(s.utf8)
         var i = 0
