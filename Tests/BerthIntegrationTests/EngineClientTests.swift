@@ -50,9 +50,10 @@ struct EngineClientTests {
         let archive = try busyboxArchive(env)
         let root = env.dir + "/podman"
         let parent = "/" + env.cgroupParent
+        // in the test's directory: conmon writes an `oom` file into its working directory when the container is OOM-killed
         func podman(_ args: [String], timeout: Double = 120) throws -> Output {
-            try run(podmanBinary!, ["--root", root + "/root", "--runroot", root + "/run", "--tmpdir", root + "/tmp", "--runtime", Package.runtimeBinary,
-                                    "--cgroup-manager", "cgroupfs", "--events-backend", "file"] + args, timeout: timeout)
+            try run("/usr/bin/env", ["--chdir=" + env.dir, podmanBinary!, "--root", root + "/root", "--runroot", root + "/run", "--tmpdir", root + "/tmp",
+                                     "--runtime", Package.runtimeBinary, "--cgroup-manager", "cgroupfs", "--events-backend", "file"] + args, timeout: timeout)
         }
         defer {
             _ = try? podman(["rm", "-af", "-t", "0"])
