@@ -125,6 +125,16 @@ func spawn(_ path: String, _ args: [String], extraFile: String? = nil) throws ->
     return Spawned(pid: pid, base: base)
 }
 
+/// In the throw-away v2 guest only (BERTH_TEST_EMULATED=1, never on the host): a soft lockup
+/// prints every CPU's backtrace to the console. The guest has hung a few times with both CPUs
+/// stuck in a berth process or the test runner, and the console then said only which processes.
+let guestLockupDiagnostics: Void = {
+    guard ProcessInfo.processInfo.environment["BERTH_TEST_EMULATED"] == "1" else { return }
+    for (file, value) in [("/proc/sys/kernel/softlockup_all_cpu_backtrace", "1"), ("/proc/sys/kernel/printk", "8")] {
+        try? value.write(toFile: file, atomically: false, encoding: .utf8)
+    }
+}()
+
 /// Orphaned container processes are reparented to us (the caller of create,
 /// like conmon or containerd-shim), so the tests can reap the ones they made.
 /// Like conmon, they also reap every exited child the runner did not spawn itself:
@@ -204,6 +214,7 @@ final class TestEnvironment {
 
     init() throws {
         _ = becomeSubreaper
+        _ = guestLockupDiagnostics
         dir = NSTemporaryDirectory() + "berth-it-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         stateRoot = dir + "/state"
         cgroupParent = "berth-test-\(getpid())"
