@@ -12,19 +12,27 @@ public struct FSCgroupManager: CgroupManager {
     public let layout: CgroupLayout
     public let v1Directories: [String]
     public let v2Directory: String?
-    /// Parents to remove when they empty, from records written before parents were kept.
+    /// The first path component of a relative cgroupsPath that we may remove when empty.
     let removableAncestors: [String]
 
-    /// Parents inside cgroupsPath ("berth" of "berth/c1") are made when missing and
-    /// kept, as runc and docker keep theirs: they are shared by every container under
-    /// them, and removing an emptied one made the next start create it again in every
-    /// hierarchy (nine more mkdirs and rmdirs, and a cpuset to fill, per container).
     public init(layout: CgroupLayout, path: CgroupPath, caller: ProcessCgroups) {
         self.layout = layout
         let hierarchies = layout.controllerHierarchies
         v1Directories = hierarchies.map { path.directory(in: $0, caller: caller) }
         v2Directory = layout.v2.map { path.directory(in: $0, caller: caller) }
-        removableAncestors = []
+        // Parents inside cgroupsPath (e.g. "berth" of "berth/c1") are ours to remove when they empty.
+        let components = path.path.split(separator: "/")
+        var ancestors: [String] = []
+        if components.count > 1 {
+            for dir in v1Directories + (v2Directory.map { [$0] } ?? []) {
+                var d = dir
+                for _ in 1..<components.count {
+                    d = String(d[..<d.lastIndex(of: "/")!])
+                    ancestors.append(d)
+                }
+            }
+        }
+        removableAncestors = ancestors
     }
 
     /// Restores a manager from the directories recorded in a container's state.

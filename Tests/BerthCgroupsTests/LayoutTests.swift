@@ -88,10 +88,11 @@ struct CgroupPathTests {
         #expect(CgroupPath("/machine/c1").directory(in: memory, caller: caller) == "/sys/fs/cgroup/memory/machine/c1")
     }
 
-    @Test("parents inside cgroupsPath are shared and kept, as runc keeps them: the manager removes none")
+    @Test("the manager removes only the parents inside cgroupsPath")
     func ancestors() {
         let manager = FSCgroupManager(layout: layout, path: CgroupPath("berth/c1"), caller: caller)
-        #expect(manager.ancestors.isEmpty)
-        #expect(manager.v1Directories.contains("/sys/fs/cgroup/memory/process_api/abc/berth/c1"))
+        #expect(manager.ancestors.contains("/sys/fs/cgroup/memory/process_api/abc/berth"))
+        #expect(!manager.ancestors.contains("/sys/fs/cgroup/memory/process_api/abc"))
+        #expect(FSCgroupManager(layout: layout, path: CgroupPath("c1"), caller: caller).ancestors.isEmpty)
     }
 }
