@@ -67,7 +67,7 @@ struct EngineTests {
         #expect(try env.berth(["kill", "-s", "KILL", "trap"]).code == 0)
         #expect(try env.berth(["wait", "trap"]).stdout == "137\n")
         #expect(try env.berth(["logs", "trap"]).stdout == "up\ngot TERM\nup\n")
-        let created = try env.berth(["create", "--name", "later", "busybox", "echo", "attached start"])
+        let created = try env.berth(["create", "--name", "later", "--cgroup-parent", env.cgroupParent, "busybox", "echo", "attached start"])
         #expect(created.code == 0)
         let attached = try env.berth(["start", "-a", "later"])
         #expect(attached.stdout == "attached start\n" && attached.code == 0)
