@@ -7,7 +7,7 @@ import CBerthLaunch
 
 /// Where a filter with SCMP_ACT_NOTIFY sends its listener (linux.seccomp.listenerPath
 /// and listenerMetadata), kept in the record so `exec`'d processes reach the same agent.
-public struct SeccompListener: Codable, Sendable, Equatable {
+public struct SeccompListener: Sendable, Equatable {
     public var path: String
     public var metadata: String?
     public init(path: String, metadata: String?) { self.path = path; self.metadata = metadata }
@@ -55,7 +55,7 @@ enum SeccompAgent {
         let bytes = ContainerProcessState(pid: pid, metadata: listener.metadata, state: state).json.serialized()
         let sock = try connectUnix(listener.path, purpose: "seccomp agent (linux.seccomp.listenerPath)")
         defer { close(sock) }
-        let sent = Array(bytes).withUnsafeBufferPointer { buf in
+        let sent = bytes.withUnsafeBufferPointer { buf in
             buf.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buf.count) { berth_send_fd(sock, listenerFD, $0, Int32(buf.count)) }
         }
         guard sent == 0 else { throw BerthError("send the seccomp listener to the agent", path: listener.path, errno: errno) }

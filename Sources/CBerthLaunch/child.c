@@ -167,6 +167,15 @@ static int openat2_in_root(int rootfd, const char *path, int flags) {
     return fd;
 }
 
+/* Makes `name` in the directory `pfd`: an empty file or a directory, never through a symlink. */
+static int make_name(int pfd, const char *name, int is_file) {
+    if (!is_file) return mkdirat(pfd, name, 0755);
+    int fd = openat(pfd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) return -1;
+    close(fd);
+    return 0;
+}
+
 /* Create every missing component of `path` inside the rootfs; the last one
  * becomes a file when `is_file`. A symlink among the components is followed
  * inside the rootfs, never out of it: a dangling one has its target created
@@ -189,13 +198,7 @@ static int mkdir_in_root_depth(int rootfd, const char *path, int is_file, int de
         if (pfd >= 0) {
             char link[8];
             if (readlinkat(pfd, last + 1, link, sizeof link) < 0 && (errno == EINVAL || errno == ENOENT)) {
-                int made;
-                if (is_file) {
-                    made = openat(pfd, last + 1, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
-                    if (made >= 0) { close(made); made = 0; }
-                } else {
-                    made = mkdirat(pfd, last + 1, 0755);
-                }
+                int made = make_name(pfd, last + 1, is_file);
                 int saved = errno;
                 close(pfd);
                 if (made == 0 || saved == EEXIST) return openat2_in_root(rootfd, path, O_PATH);
@@ -237,13 +240,7 @@ static int mkdir_in_root_depth(int rootfd, const char *path, int is_file, int de
             append(next, sizeof next, at, path + i);
             return mkdir_in_root_depth(rootfd, next, is_file, depth + 1);
         }
-        int r;
-        if (i == len && is_file) {
-            r = openat(pfd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
-            if (r >= 0) { close(r); r = 0; }
-        } else {
-            r = mkdirat(pfd, name, 0755);
-        }
+        int r = make_name(pfd, name, i == len && is_file);
         int saved = errno;
         close(pfd);
         if (r < 0 && saved != EEXIST) { errno = saved; return -1; }
