@@ -83,6 +83,19 @@ public struct BenchContext: Sendable {
         return nil
     }
 
+    /// The parent every container of this run goes under, made before the first
+    /// and removed after the last, as a container manager's parent (docker's
+    /// /docker, a systemd slice, a pod's cgroup) is there before its containers:
+    /// each runtime then makes and removes only the container's own cgroup.
+    /// Where each runtime looks for it: from this process's cgroups (berth) and
+    /// from the hierarchy roots (runc and crun).
+    public func makeCgroupParent() throws {
+        let layout = try CgroupLayout.detect()
+        for caller in [try ProcessCgroups.current(), ProcessCgroups(paths: [:])] {
+            try FSCgroupManager(layout: layout, path: CgroupPath(cgroupParent), caller: caller).create()
+        }
+    }
+
     /// The runtimes remove their container's cgroup; the shared parent is ours to remove,
     /// wherever each runtime put it (runc and crun resolve relative paths from the root).
     public func removeCgroupParent() {

@@ -12,8 +12,11 @@ public struct FSCgroupManager: CgroupManager {
     public let layout: CgroupLayout
     public let v1Directories: [String]
     public let v2Directory: String?
-    /// The first path component of a relative cgroupsPath that we may remove when empty.
+    /// The parents inside cgroupsPath ("berth" of "berth/c1"), in every hierarchy:
+    /// removed when empty if `parentNotes` says berth made them.
     let removableAncestors: [String]
+    /// Where berth notes the parents it made; nil: no parent is made-by-berth.
+    public var parentNotes: ParentCgroupNotes?
 
     public init(layout: CgroupLayout, path: CgroupPath, caller: ProcessCgroups) {
         self.layout = layout
@@ -53,9 +56,8 @@ public struct FSCgroupManager: CgroupManager {
     public var ancestors: [String] { removableAncestors }
 
     public func create() throws(BerthError) {
-        for dir in directories {
-            do { try Files.makeDirectories(dir) } catch { throw BerthError("create cgroup", path: dir, errno: error.errno) }
-        }
+        if let parentNotes { try parentNotes.note(removableAncestors.filter { !Files.exists($0) }) }
+        for dir in directories { try Self.makeDirectory(dir) }
         // A new v1 cpuset is empty and refuses tasks (ENOSPC) until it has cpus and mems.
         if let cpuset = v1Directory(for: "cpuset") {
             for file in ["cpuset.cpus", "cpuset.mems"] {
@@ -70,6 +72,17 @@ public struct FSCgroupManager: CgroupManager {
         if layout.mode == .unified, let v2Directory {
             try? enableControllers(["cpu", "memory", "pids"], below: v2Directory, onlyAvailable: true)
         }
+    }
+
+    /// Only the v2 directory (hybrid): what CLONE_INTO_CGROUP needs before the
+    /// clone when the v1 ones are made after it (a deferred join); `create` later
+    /// finds it there.
+    public func createV2Directory() throws(BerthError) {
+        if let v2Directory { try Self.makeDirectory(v2Directory) }
+    }
+
+    private static func makeDirectory(_ dir: String) throws(BerthError) {
+        do { try Files.makeDirectories(dir) } catch { throw BerthError("create cgroup", path: dir, errno: error.errno) }
     }
 
     /// Copies a cpuset file down from the nearest ancestor that has a value.
@@ -194,15 +207,19 @@ public struct FSCgroupManager: CgroupManager {
         return nil
     }
 
-    public func placement() throws(BerthError) -> Placement {
+    public func placement() throws(BerthError) -> Placement { try placement(v1: true, v2: true) }
+
+    /// The v1 tasks files and the v2 directory, or one of the two (a deferred
+    /// join opens the v2 directory before the clone and the tasks files after).
+    public func placement(v1: Bool, v2: Bool) throws(BerthError) -> Placement {
         var fds: [Int32] = []
         do {
-            for dir in v1Directories {
+            for dir in v1Directories where v1 {
                 let fd = try FileDescriptor(open: dir + "/tasks", flags: O_WRONLY)
                 fds.append(fd.release())
             }
             var v2fd: Int32?
-            if let v2Directory {
+            if v2, let v2Directory {
                 v2fd = try FileDescriptor(open: v2Directory, flags: O_RDONLY | O_DIRECTORY).release()
             }
             return Placement(taskFDs: fds, cgroup2FD: v2fd)
@@ -291,8 +308,13 @@ public struct FSCgroupManager: CgroupManager {
                 break
             }
         }
-        // Deepest first; a parent still used by another container stays (EBUSY / ENOTEMPTY).
-        for dir in removableAncestors.sorted(by: { $0.count > $1.count }) { rmdir(dir) }
+        // Deepest first, only those berth made; one still used by another container
+        // stays (EBUSY / ENOTEMPTY), noted, for the last one to remove.
+        if let parentNotes {
+            for dir in removableAncestors.sorted(by: { $0.count > $1.count }) where parentNotes.isNoted(dir) {
+                if rmdir(dir) == 0 || errno == ENOENT { parentNotes.forget(dir) }
+            }
+        }
         if let firstError { throw firstError }
     }
 }

@@ -153,6 +153,9 @@ public struct StateStore: Sendable {
     /// The container's compiled filter (see ContainerRecord.seccompFilter).
     public func seccompFilter(_ id: String) -> String { directory(id) + "/seccomp.bpf" }
 
+    /// The parent cgroups this root's containers made (ParentCgroupNotes).
+    public var parentCgroupNotes: ParentCgroupNotes { ParentCgroupNotes(directory: root + "/.cgroup-parents") }
+
     /// Compiled seccomp filters, by profile hash.
     public var seccompCache: String { root + "/.seccomp-cache" }
 

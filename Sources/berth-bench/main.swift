@@ -47,6 +47,7 @@ struct BerthBenchCommand: ParsableCommand {
             try? Files.removeTree(context.workDir)
         }
         try context.makeRootfs()
+        try context.makeCgroupParent()
 
         let started = timestamp()
         let progress = Progress()

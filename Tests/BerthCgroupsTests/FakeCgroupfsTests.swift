@@ -50,14 +50,31 @@ struct FakeCgroupfsTests {
         #expect(manager.processes() == [7, 42])
     }
 
-    @Test("destroy removes the container's directories and the empty parents it created")
+    @Test("destroy removes the container's directories, and a parent berth made once its last container goes; a parent that was there before stays")
     func destroy() throws {
         let fs = try FakeCgroupfs()
-        let manager = FSCgroupManager(layout: fs.layout, path: CgroupPath("berth/c3"), caller: ProcessCgroups(paths: [:]))
-        for dir in manager.directories { try Files.makeDirectories(dir) }
-        try manager.destroy()
-        for dir in manager.directories { #expect(!Files.exists(dir)) }
-        #expect(!Files.exists(fs.root + "/memory/berth"))
+        let notes = ParentCgroupNotes(directory: fs.root + "/notes")
+        func manager(_ path: String) throws -> FSCgroupManager {
+            var m = FSCgroupManager(layout: fs.layout, path: CgroupPath(path), caller: ProcessCgroups(paths: [:]))
+            m.parentNotes = notes
+            for dir in m.directories { try Files.makeDirectories(dir) }
+            return m
+        }
+        // "berth" made for c3 (noted as create does), then shared by c4
+        let c3 = try manager("berth/c3")
+        try notes.note(c3.ancestors)
+        let c4 = try manager("berth/c4")
+        try c3.destroy()
+        for dir in c3.directories { #expect(!Files.exists(dir)) }
+        #expect(Files.exists(fs.root + "/memory/berth"), "c4 still uses it")
+        try c4.destroy()
+        #expect(!Files.exists(fs.root + "/memory/berth"), "the last container removes the parent, whoever made it")
+        #expect(try Files.list(fs.root + "/notes").isEmpty, "and its notes")
         #expect(Files.exists(fs.root + "/memory"))
+        // a parent that was there before (a slice, a benchmark's) is not berth's
+        let c5 = try manager("slice/c5")
+        try c5.destroy()
+        for dir in c5.directories { #expect(!Files.exists(dir)) }
+        #expect(Files.exists(fs.root + "/memory/slice"))
     }
 }
