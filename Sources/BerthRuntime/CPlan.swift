@@ -79,6 +79,7 @@ extension LaunchPlan {
         p.cgroup_task_fds = arena.array(fds.cgroupTasks)
         p.cgroup_task_fd_count = Int32(fds.cgroupTasks.count)
         p.cgroup2_fd = fds.cgroup2
+        p.defer_cgroup_join = deferCgroupJoin ? 1 : 0
         p.rootfs = arena.cString(rootfs)
         p.rootfs_readonly = rootfsReadonly ? 1 : 0
         p.rootfs_propagation = rootfsPropagation
@@ -86,7 +87,8 @@ extension LaunchPlan {
         p.mounts = arena.array(mounts.map {
             berth_mount(source: arena.cString($0.source), target: arena.cString($0.target), fstype: arena.cString($0.fstype),
                         data: arena.cString($0.data), flags: $0.flags, remount_flags: $0.remountFlags,
-                        propagation: $0.propagation, bind: $0.bind ? 1 : 0, target_is_file: $0.targetIsFile ? 1 : 0)
+                        propagation: $0.propagation, bind: $0.bind ? 1 : 0, target_is_file: $0.targetIsFile ? 1 : 0,
+                        needs_cgroups: $0.needsCgroups ? 1 : 0)
         })
         p.mount_count = Int32(mounts.count)
         p.devices = arena.array(devices.map {
@@ -126,6 +128,7 @@ extension LaunchPlan {
             let bytes = arena.array(program)!
             p.seccomp_filter = arena.array([berth_sock_fprog(len: UInt16(program.count / 8), filter: UnsafeRawPointer(bytes))])
             p.seccomp_flags = seccompFlags
+            p.seccomp_before_start = seccompBeforeStart ? 1 : 0
         } else {
             p.seccomp_filter = nil
         }

@@ -17,6 +17,9 @@ public struct LaunchPlan: Sendable, Equatable {
         public var propagation: UInt
         public var bind: Bool
         public var targetIsFile: Bool
+        /// Shows the container's cgroups (a cgroup mount or a bind of its
+        /// directory): the child joins them, and its cgroup namespace, first.
+        public var needsCgroups = false
     }
     public struct PlanDevice: Sendable, Equatable {
         public var path: String
@@ -33,6 +36,9 @@ public struct LaunchPlan: Sendable, Equatable {
 
     public var cloneFlags: UInt64 = 0
     public var unshareCgroupNamespace = false
+    /// The parent makes the v1 cgroups after the clone, while the child mounts,
+    /// and hands it their tasks files (CGROUPS in berth_launch.h).
+    public var deferCgroupJoin = false
     public var joins: [(kind: NamespaceKind, path: String)] = []
     public var userNamespace = false
     public var uidMap: String?
@@ -73,6 +79,8 @@ public struct LaunchPlan: Sendable, Equatable {
     /// The compiled filter (BPF bytes) and its seccomp(2) flags.
     public var seccompProgram: [UInt8]?
     public var seccompFlags: UInt32 = 0
+    /// Load the filter right after READY instead of after start (berth_launch.h).
+    public var seccompBeforeStart = false
 
     /// PATH from the process environment, for looking up argv[0].
     public var pathEnv: String? {

@@ -30,9 +30,12 @@ enum Dmz {
 enum Launcher {
     /// Clones the container init, writes id maps, sends GO with the state, runs
     /// the runtime-namespace hooks when asked, and returns once the child is READY.
+    /// With `plan.deferCgroupJoin`, `makeCgroups` runs after GO, while the child
+    /// mounts, and returns the v1 tasks fds the child joins (sent, then closed here).
     static func launchInit(plan: LaunchPlan, fds: LaunchFDs, preserveFDs: Int,
                            seccompListener: SeccompListener?,
                            state: (pid_t) -> State,
+                           makeCgroups: () throws(BerthError) -> [Int32],
                            runtimeHooks: (pid_t) throws(BerthError) -> Void) throws(BerthError) -> LaunchedProcess {
         let arena = PlanArena()
         let dmz = try Dmz.sealedCopy()
@@ -49,6 +52,13 @@ enum Launcher {
             let blob = state(pid).encoded()
             let sent = blob.withUnsafeBytes { berth_sync_send_blob(sync, $0.baseAddress, $0.count) }
             guard sent == 0 else { throw BerthError("send state to container", errno: -sent) }
+            if plan.deferCgroupJoin {
+                let tasks = try makeCgroups()
+                let r = tasks.withUnsafeBufferPointer { berth_sync_send_fds(sync, Int32(BERTH_SYNC_CGROUPS.rawValue), $0.baseAddress, Int32($0.count)) }
+                tasks.forEach { close($0) }
+                // a child that failed meanwhile has said why before it closed its end
+                if r != 0 { _ = try receive(sync, pid: pid); throw BerthError("send cgroups to container", errno: -r) }
+            }
             loop: while true {
                 let msg = try receive(sync, pid: pid)
                 switch msg.type {

@@ -183,7 +183,7 @@ public struct PlanCompiler {
         let base = options.flags & UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME)
         if cgroupLayout?.mode == .unified || mount.type == "cgroup2" || cgroupLayout == nil {
             return [.init(source: "cgroup", target: mount.destination, fstype: "cgroup2", data: nil, flags: options.flags,
-                          remountFlags: 0, propagation: options.propagation, bind: false, targetIsFile: false)]
+                          remountFlags: 0, propagation: options.propagation, bind: false, targetIsFile: false, needsCgroups: true)]
         }
         var out: [LaunchPlan.PlanMount] = [
             .init(source: "tmpfs", target: mount.destination, fstype: "tmpfs", data: "mode=755", flags: base,
@@ -194,10 +194,10 @@ public struct PlanCompiler {
             if cgroupNamespace {
                 out.append(.init(source: "cgroup", target: mount.destination + "/" + name, fstype: hierarchy.version == .v2 ? "cgroup2" : "cgroup",
                                  data: hierarchy.version == .v2 ? nil : hierarchy.controllers.joined(separator: ","),
-                                 flags: base | ro, remountFlags: 0, propagation: 0, bind: false, targetIsFile: false))
+                                 flags: base | ro, remountFlags: 0, propagation: 0, bind: false, targetIsFile: false, needsCgroups: true))
             } else {
                 out.append(.init(source: directory, target: mount.destination + "/" + name, fstype: nil, data: nil,
-                                 flags: UInt(MS_BIND | MS_REC), remountFlags: base | ro, propagation: 0, bind: true, targetIsFile: false))
+                                 flags: UInt(MS_BIND | MS_REC), remountFlags: base | ro, propagation: 0, bind: true, targetIsFile: false, needsCgroups: true))
             }
         }
         return out

@@ -68,6 +68,7 @@ public struct Runtime: Sendable {
             throw BerthError("linux.cgroupsPath \"\(cgroupPath.path)\" is in systemd slice:prefix:name form; the systemd cgroup driver is not supported")
         }
         var cgroups = FSCgroupManager(layout: layout, path: cgroupPath, caller: caller)
+        cgroups.parentNotes = store.parentCgroupNotes
         // Rootless: without a delegated cgroup the container runs in the caller's cgroups.
         if geteuid() != 0 && !cgroups.canCreate {
             if spec.linux?.resources?.memory != nil || spec.linux?.resources?.cpu != nil || spec.linux?.resources?.pids != nil {
@@ -88,6 +89,10 @@ public struct Runtime: Sendable {
             let compiled = try SeccompCompiler.compileCached(profile, cacheDirectory: store.seccompCache, warn: { log.warn($0) })
             plan.seccompProgram = compiled.program
             plan.seccompFlags = compiled.flags
+            // Early when nothing the child still calls could be refused: no notify
+            // (loaded before READY anyway), no startContainer hook, the waiting syscalls allowed.
+            plan.seccompBeforeStart = plan.noNewPrivileges && compiled.flags & 8 == 0 // SECCOMP_FILTER_FLAG_NEW_LISTENER
+                && plan.startContainerHooks.isEmpty && compiled.allowsRegardlessOfArguments(CompiledSeccomp.waitingSyscalls)
             seccomp = compiled
         }
         timeline.mark("plan")
@@ -95,16 +100,27 @@ public struct Runtime: Sendable {
         try store.reserve(id)
         var fds = LaunchFDs()
         var cleanupCgroups = false
-        do throws(BerthError) {
+        // With v1 hierarchies the cgroups are made after the clone, on the other CPU
+        // while the child mounts (a v2 directory comes first: CLONE_INTO_CGROUP needs it).
+        plan.deferCgroupJoin = !cgroups.v1Directories.isEmpty && !plan.joins.contains { $0.kind == .cgroup }
+        func makeCgroups(placing v1: Bool, _ v2: Bool) throws(BerthError) -> Placement {
             try cgroups.create()
-            cleanupCgroups = true
             if let resources = spec.linux?.resources { try cgroups.apply(resources, warn: { log.warn($0) }) }
             if let rules = spec.linux?.resources?.devices, !rules.isEmpty {
                 try cgroups.applyDevices(rules, devices: spec.linux?.devices ?? [], warn: { log.warn($0) })
             }
-            let placement = try cgroups.placement()
-            fds.cgroupTasks = placement.taskFDs
-            fds.cgroup2 = placement.cgroup2FD ?? -1
+            return try cgroups.placement(v1: v1, v2: v2)
+        }
+        do throws(BerthError) {
+            cleanupCgroups = true
+            if plan.deferCgroupJoin {
+                try cgroups.createV2Directory()
+                fds.cgroup2 = try cgroups.placement(v1: false, v2: true).cgroup2FD ?? -1
+            } else {
+                let placement = try makeCgroups(placing: true, true)
+                fds.cgroupTasks = placement.taskFDs
+                fds.cgroup2 = placement.cgroup2FD ?? -1
+            }
             timeline.mark("cgroups")
 
             if mode == .create {
@@ -148,6 +164,12 @@ public struct Runtime: Sendable {
                 plan: plan, fds: fds, preserveFDs: options.preserveFDs,
                 seccompListener: seccompListener,
                 state: creatingState,
+                makeCgroups: { () throws(BerthError) -> [Int32] in
+                    let started = monotonicNanos()
+                    let tasks = try makeCgroups(placing: true, false).taskFDs
+                    timeline.record("cgroups-beside-child", nanoseconds: monotonicNanos() - started)
+                    return tasks
+                },
                 runtimeHooks: { pid throws(BerthError) in
                     let state = creatingState(pid).encoded()
                     try HookRunner.run(hooks.prestart ?? [], kind: "prestart", state: state)
@@ -159,7 +181,7 @@ public struct Runtime: Sendable {
             // where the child's time went (skipped with time-namespace offsets: its clock differs)
             let m = launched.childMarks
             if m.count == Int(BERTH_MARK_COUNT.rawValue), plan.timeOffsets == nil, m.allSatisfy({ $0 > 0 }), m[0] > cloneStart {
-                let names = ["child:cgroup-join", "child:wait-go", "child:mounts", "child:pivot-and-paths", "child:process"]
+                let names = ["child:wait-go", "child:until-cgroups", "child:mounts", "child:pivot-and-paths", "child:process"]
                 timeline.record("child:clone", nanoseconds: m[0] - cloneStart)
                 for i in 1..<m.count { timeline.record(names[i - 1], nanoseconds: m[i] &- m[i - 1]) }
             }
@@ -373,7 +395,8 @@ public struct Runtime: Sendable {
     private func remove(_ record: ContainerRecord, force: Bool) throws(BerthError) {
         let id = record.id
         let status = self.status(of: record)
-        let cgroups = record.cgroups
+        var cgroups = record.cgroups
+        cgroups.parentNotes = store.parentCgroupNotes
         switch status {
         case .stopped:
             break

@@ -616,7 +616,7 @@ static void exec_through_dmz(const struct berth_plan *p) {
 __attribute__((noreturn)) static void final_exec(const struct berth_plan *p) {
     for (int i = 0; i < p->start_container_hook_count; i++) run_hook(&p->start_container_hooks[i]);
     /* last: everything the runtime still needed to call is done */
-    if (p->seccomp_filter && p->no_new_privs && !seccomp_notifies(p)) load_seccomp(p);
+    if (p->seccomp_filter && p->no_new_privs && !seccomp_notifies(p) && !p->seccomp_before_start) load_seccomp(p);
     /* Only stdio and --preserve-fds reach the container (CVE-2024-21626). */
     syscall(SYS_close_range, 3 + p->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
     exec_through_dmz(p);
@@ -659,6 +659,32 @@ void berth_process_tail(const struct berth_plan *p) {
     if (p->seccomp_filter && p->no_new_privs && seccomp_notifies(p)) load_seccomp(p);
 }
 
+/* Writes "0" to each v1 tasks file (moving this task alone) and closes it. */
+static void join_tasks(const int *fds, int count) {
+    for (int i = 0; i < count; i++) {
+        if (write(fds[i], "0", 1) < 0) FAIL(BERTH_STAGE_CGROUP_JOIN, "tasks");
+        close(fds[i]);
+    }
+}
+
+/* Into the container's cgroups, then its cgroup namespace (rooted where we
+ * now are). With a deferred join the parent made the v1 cgroups while we
+ * mounted: wait for CGROUPS and its tasks fds. Before any mount that shows a
+ * cgroup, and before the hooks; once. */
+static void enter_cgroups(const struct berth_plan *p) {
+    static int entered;
+    if (entered) return;
+    entered = 1;
+    if (p->defer_cgroup_join) {
+        int fds[BERTH_MAX_CGROUP_FDS];
+        int n = berth_sync_recv_fds(sync_fd, BERTH_SYNC_CGROUPS, fds, BERTH_MAX_CGROUP_FDS);
+        if (n < 0) berth_child_fail(BERTH_STAGE_SYNC, -n, "cgroups from parent");
+        join_tasks(fds, n);
+    }
+    if (p->unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0) FAIL(BERTH_STAGE_UNSHARE_CGROUP, "unshare(CLONE_NEWCGROUP)");
+    mark(BERTH_MARK_CGROUPS);
+}
+
 /* ---- entry points ---- */
 
 __attribute__((noreturn)) void berth_child_main(const struct berth_plan *p, int fd) {
@@ -668,12 +694,9 @@ __attribute__((noreturn)) void berth_child_main(const struct berth_plan *p, int 
     prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
 
     /* 1. Join the v1 cgroups ourselves: a single-threaded task writing "0" to
-     *    `tasks` skips the RCU grace period a parent's cgroup.procs write pays. */
-    for (int i = 0; i < p->cgroup_task_fd_count; i++) {
-        if (write(p->cgroup_task_fds[i], "0", 1) < 0) FAIL(BERTH_STAGE_CGROUP_JOIN, "tasks");
-        close(p->cgroup_task_fds[i]);
-    }
-    mark(BERTH_MARK_CGROUPS);
+     *    `tasks` skips the RCU grace period a parent's cgroup.procs write pays.
+     *    A deferred join happens in enter_cgroups, once the parent made them. */
+    join_tasks(p->cgroup_task_fds, p->cgroup_task_fd_count);
 
     /* 2. GO: the parent has written the id maps and knows our pid. */
     expect_type(BERTH_SYNC_GO);
@@ -697,8 +720,6 @@ __attribute__((noreturn)) void berth_child_main(const struct berth_plan *p, int 
         if (setns(p->joins[i].fd, p->joins[i].nstype) < 0) FAIL(BERTH_STAGE_SETNS, p->joins[i].path);
         close(p->joins[i].fd);
     }
-    /* After joining the cgroups, so the namespace is rooted at the container's cgroup. */
-    if (p->unshare_cgroupns && unshare(CLONE_NEWCGROUP) < 0) FAIL(BERTH_STAGE_UNSHARE_CGROUP, "unshare(CLONE_NEWCGROUP)");
     /* Keys of the caller's session must not be reachable from the container. */
     if (p->new_session_keyring && syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, NULL) < 0 && errno != ENOSYS)
         FAIL(BERTH_STAGE_KEYRING, "keyctl");
@@ -724,7 +745,11 @@ __attribute__((noreturn)) void berth_child_main(const struct berth_plan *p, int 
         FAIL(BERTH_STAGE_ROOT_PROPAGATION, p->rootfs);
     int rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0) FAIL(BERTH_STAGE_ROOTFS_BIND, p->rootfs);
-    for (int i = 0; i < p->mount_count; i++) do_mount(rootfd, &p->mounts[i]);
+    for (int i = 0; i < p->mount_count; i++) {
+        if (p->mounts[i].needs_cgroups) enter_cgroups(p);
+        do_mount(rootfd, &p->mounts[i]);
+    }
+    enter_cgroups(p);
     for (int i = 0; i < p->device_count; i++) make_device(rootfd, &p->devices[i]);
     if (p->dev_symlinks) dev_symlinks(rootfd);
     close(rootfd);
@@ -762,6 +787,8 @@ __attribute__((noreturn)) void berth_child_main(const struct berth_plan *p, int 
     ready.type = BERTH_SYNC_READY;
     memcpy(ready.detail, child_marks, sizeof child_marks);
     if (berth_sync_send(sync_fd, &ready) < 0) berth_child_fail(BERTH_STAGE_SYNC, errno, "send");
+    /* The kernel's work on a large filter (~0.5 ms) then overlaps the parent's. */
+    if (p->seccomp_before_start) load_seccomp(p);
     wait_for_start(p);
     final_exec(p);
 }

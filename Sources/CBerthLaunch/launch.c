@@ -108,6 +108,49 @@ int berth_sync_recv(int fd, struct berth_sync_msg *msg) {
     return 0;
 }
 
+int berth_sync_send_fds(int fd, int type, const int *fds, int count) {
+    if (count < 0 || count > BERTH_MAX_CGROUP_FDS) return -EINVAL;
+    struct berth_sync_msg msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = type;
+    msg.pid = count;
+    struct iovec iov = {.iov_base = &msg, .iov_len = sizeof msg};
+    union { char b[CMSG_SPACE(sizeof(int) * BERTH_MAX_CGROUP_FDS)]; struct cmsghdr align; } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (count > 0) {
+        mh.msg_control = u.b;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)count);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)count);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)count);
+    }
+    ssize_t n;
+    do { n = sendmsg(fd, &mh, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : 0;
+}
+
+int berth_sync_recv_fds(int fd, int type, int *fds, int cap) {
+    struct berth_sync_msg msg;
+    memset(&msg, 0, sizeof msg);
+    struct iovec iov = {.iov_base = &msg, .iov_len = sizeof msg};
+    union { char b[CMSG_SPACE(sizeof(int) * BERTH_MAX_CGROUP_FDS)]; struct cmsghdr align; } u;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof u.b};
+    ssize_t n;
+    do { n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+    if (n < 0) return -errno;
+    if (n == 0) return -EPIPE;
+    int count = 0;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+        count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    if (msg.type != type || count != msg.pid || count > cap || (mh.msg_flags & MSG_CTRUNC)) return -EPROTO;
+    memcpy(fds, CMSG_DATA(c), sizeof(int) * (size_t)count);
+    return count;
+}
+
 int berth_wait_pid(pid_t pid, int *status) {
     for (;;) {
         pid_t r = waitpid(pid, status, __WALL);

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import BerthOCI
+import BerthSecurity
 
 /// Filters are loaded and enforced: each test makes the container hit one.
 @Suite("seccomp (libseccomp) on the real kernel", .enabled(if: Host.canRunContainers, Host.reason))
@@ -62,6 +63,38 @@ struct SeccompTests {
         let out = try env.runtime(["exec", id, "berth-test-init", "getppid"])
         #expect(out.value("getppid") == "errno42", "\(out.stdout) \(out.stderr)")
         #expect(try env.runtime(["delete", "--force", id]).code == 0)
+        env.expectNoLeaks(id: id)
+    }
+
+    @Test("the filter is loaded before start only when it allows what the child calls until execve")
+    func beforeStart() throws {
+        // the evaluator, on compiled programs: kernel semantics, arguments never guessed
+        let plain = try SeccompCompiler.compile(profile([Seccomp.Syscall(names: ["getppid"], action: "SCMP_ACT_ERRNO", errnoRet: 42, args: nil)]), warn: { _ in })
+        #expect(plain.allowsRegardlessOfArguments(CompiledSeccomp.waitingSyscalls))
+        let errnoRet: UInt32 = 0x0005_0000 | 42, allow: UInt32 = 0x7fff_0000
+        #expect(plain.evaluate(nr: 110, arch: 0xC000_003E) == errnoRet, "getppid: SECCOMP_RET_ERRNO|42")
+        #expect(plain.evaluate(nr: 39, arch: 0xC000_003E) == allow, "getpid: SECCOMP_RET_ALLOW")
+        let docker = try SeccompCompiler.compile(DefaultSeccompProfile.profile(capabilities: []), warn: { _ in })
+        #expect(docker.allowsRegardlessOfArguments(CompiledSeccomp.waitingSyscalls))
+        let byArgument = try SeccompCompiler.compile(profile([Seccomp.Syscall(names: ["read"], action: "SCMP_ACT_ERRNO", errnoRet: 5,
+                                                                               args: [Seccomp.Arg(index: 0, value: 99, valueTwo: nil, op: "SCMP_CMP_EQ")])]), warn: { _ in })
+        #expect(!byArgument.allowsRegardlessOfArguments(CompiledSeccomp.waitingSyscalls), "read's verdict depends on its fd")
+        let noPoll = profile([Seccomp.Syscall(names: ["poll", "ppoll"], action: "SCMP_ACT_ERRNO", errnoRet: 1, args: nil)])
+        #expect(!(try SeccompCompiler.compile(noPoll, warn: { _ in })).allowsRegardlessOfArguments(CompiledSeccomp.waitingSyscalls))
+
+        // and on the kernel: a filter refusing poll still lets create/start work (loaded after the fifo wait)
+        let env = try TestEnvironment()
+        let id = env.id("nopoll")
+        var spec = env.spec(id: id, args: ["berth-test-init", "sleep", "30"])
+        spec.linux?.seccomp = noPoll
+        let bundle = try env.bundle(spec)
+        #expect(try env.runtime(["create", "--bundle", bundle, id]).code == 0)
+        let start = try env.runtime(["start", id])
+        #expect(start.code == 0, "the child still waited for start: \(start.stderr)")
+        #expect(try env.state(id)["status"] as? String == "running")
+        #expect(try env.runtime(["kill", id, "KILL"]).code == 0)
+        #expect(try env.eventually { try env.state(id)["status"] as? String == "stopped" })
+        #expect(try env.runtime(["delete", id]).code == 0)
         env.expectNoLeaks(id: id)
     }
 

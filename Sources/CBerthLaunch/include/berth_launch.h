@@ -11,10 +11,16 @@
  *
  *   | step | direction      | message            | meaning                                        |
  *   |------|----------------|--------------------|------------------------------------------------|
- *   | 1    | child          | (no message)       | moves itself into v1 cgroups (writes "0" to    |
- *   |      |                |                    | tasks: no RCU wait), then blocks on step 2     |
- *   | 2    | parent → child | GO + state JSON    | uid/gid maps written, cgroup joined; the JSON   |
- *   |      |                |                    | is stdin for the container-side hooks          |
+ *   | 1    | child          | (no message)       | unless the join is deferred: moves itself into |
+ *   |      |                |                    | the v1 cgroups (writes "0" to tasks: no RCU    |
+ *   |      |                |                    | wait), then blocks on step 2                   |
+ *   | 2    | parent → child | GO + state JSON    | uid/gid maps written; the JSON is stdin for    |
+ *   |      |                |                    | the container-side hooks                       |
+ *   | 2a   | parent → child | CGROUPS + fds      | deferred join only: the parent made the v1     |
+ *   |      |                | (SCM_RIGHTS)       | cgroups while the child mounted; the fds are   |
+ *   |      |                |                    | their tasks files. The child waits for it      |
+ *   |      |                |                    | before the first mount that shows a cgroup,    |
+ *   |      |                |                    | else after the mounts, and before any hook     |
  *   | 3    | child → parent | HOOKS              | mounts done: run prestart + createRuntime      |
  *   |      |                |                    | (sent only when the plan has such hooks)       |
  *   | 4    | parent → child | HOOKS_DONE         | hooks succeeded (on failure the parent kills)  |
@@ -52,7 +58,11 @@ enum berth_sync_type {
     BERTH_SYNC_ERROR = 6,
     BERTH_SYNC_PID = 7,
     BERTH_SYNC_SECCOMP_FD = 8,
+    BERTH_SYNC_CGROUPS = 9,
 };
+
+/* The most tasks files a CGROUPS message carries (one per v1 hierarchy). */
+#define BERTH_MAX_CGROUP_FDS 16
 
 /* Child-side stages, reported with ERROR. Names are in berth_stage_name(). */
 enum berth_stage {
@@ -113,9 +123,10 @@ const char *berth_stage_name(int stage);
  * where the time between clone and READY goes. */
 enum berth_child_mark {
     BERTH_MARK_STARTED = 0,    /* first instruction after clone */
-    BERTH_MARK_CGROUPS,        /* v1 tasks written */
     BERTH_MARK_GO,             /* GO and the state received */
-    BERTH_MARK_MOUNTS,         /* mounts, devices, /dev symlinks done */
+    BERTH_MARK_CGROUPS,        /* in the cgroups (and cgroup namespace): with a deferred
+                                  join, after the mounts that need no cgroup */
+    BERTH_MARK_MOUNTS,         /* the remaining mounts, devices, /dev symlinks done */
     BERTH_MARK_ROOT,           /* hooks, pivot_root, masked and read-only paths done */
     BERTH_MARK_PROCESS,        /* terminal, rlimits, identity, capabilities, lookup done */
     BERTH_MARK_COUNT
@@ -142,6 +153,7 @@ struct berth_mount {
     unsigned long propagation; /* MS_SHARED/MS_SLAVE/MS_PRIVATE/MS_UNBINDABLE (|MS_REC) */
     int bind;                  /* 1 when source is a path to bind */
     int target_is_file;        /* bind of a non-directory: create a file */
+    int needs_cgroups;         /* shows the container's cgroups: join them first */
 };
 
 struct berth_device {
@@ -191,6 +203,7 @@ struct berth_plan {
 
     /* cgroups */
     const int *cgroup_task_fds; int cgroup_task_fd_count; /* v1 tasks files: write "0" */
+    int defer_cgroup_join;         /* the tasks fds come later, with CGROUPS (step 2a) */
     int cgroup2_fd;                /* O_DIRECTORY fd for CLONE_INTO_CGROUP, or -1 */
 
     /* filesystem */
@@ -222,6 +235,9 @@ struct berth_plan {
                                                       (without NNP, seccomp(2) needs CAP_SYS_ADMIN) */
     unsigned int seccomp_flags;    /* with SECCOMP_FILTER_FLAG_NEW_LISTENER the filter is loaded before
                                       READY and its listener fd goes to the parent (SECCOMP_FD) */
+    int seccomp_before_start;      /* load the filter right after READY, while the parent records the
+                                      container, not after start: only when it allows every syscall
+                                      the child makes until execve (Swift checked) */
 
     /* process */
     const char *cwd;
@@ -268,6 +284,10 @@ int berth_exec_launch(const struct berth_plan *plan, pid_t *pid, int *sync_fd, s
  * recv sets msg->fd to a descriptor passed with the message (CLOEXEC), else -1. */
 int berth_sync_send(int fd, const struct berth_sync_msg *msg);
 int berth_sync_recv(int fd, struct berth_sync_msg *msg);
+/* Send a message of `type` with descriptors beside it (SCM_RIGHTS). */
+int berth_sync_send_fds(int fd, int type, const int *fds, int count);
+/* Receive a message of `type` with up to `cap` descriptors; returns their count or -errno. */
+int berth_sync_recv_fds(int fd, int type, int *fds, int cap);
 /* Send a payload (the state JSON) as one datagram. */
 int berth_sync_send_blob(int fd, const void *data, size_t len);
 
