@@ -1,6 +1,13 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+/// The modules every container start runs: in release builds a concrete generic type's
+/// metadata comes from its accessor, not from demangling its name at run time (which
+/// also looked conformances up by scanning every record of the static binary).
+let startPathSettings: [SwiftSetting] = [
+    .unsafeFlags(["-Xfrontend", "-disable-concrete-type-metadata-mangled-name-accessors"], .when(configuration: .release)),
+]
+
 /// berth: a container runtime for Linux that measures itself.
 /// Dependencies point downward: executables → Runtime → Cgroups/OCI → Sys → C.
 let package = Package(
@@ -19,12 +26,12 @@ let package = Package(
     targets: [
         // C: the child side of clone3 (plan executor) and the exec joiner.
         .target(name: "CBerthLaunch", exclude: ["README.md"], cSettings: [.define("_GNU_SOURCE")]),
-        .target(name: "BerthSys", dependencies: ["CBerthLaunch"], exclude: ["README.md"]),
+        .target(name: "BerthSys", dependencies: ["CBerthLaunch"], exclude: ["README.md"], swiftSettings: startPathSettings),
         // C: libseccomp (system library) and the macros Swift cannot call.
         .target(name: "CBerthSeccomp", linkerSettings: [.linkedLibrary("seccomp")]),
-        .target(name: "BerthSecurity", dependencies: ["BerthSys", "BerthOCI", "CBerthSeccomp"], exclude: ["README.md"]),
-        .target(name: "BerthOCI", dependencies: ["BerthSys"], exclude: ["README.md"]),
-        .target(name: "BerthCgroups", dependencies: ["BerthSys", "BerthOCI"], exclude: ["README.md"]),
+        .target(name: "BerthSecurity", dependencies: ["BerthSys", "BerthOCI", "CBerthSeccomp"], exclude: ["README.md"], swiftSettings: startPathSettings),
+        .target(name: "BerthOCI", dependencies: ["BerthSys"], exclude: ["README.md"], swiftSettings: startPathSettings),
+        .target(name: "BerthCgroups", dependencies: ["BerthSys", "BerthOCI"], exclude: ["README.md"], swiftSettings: startPathSettings),
         // C: libbpf (system library): load, attach and read berth's BPF programs.
         .target(name: "CBerthProbes", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("bpf")]),
         // The probes: bpf/*.bpf.c compiled by the plugin (clang -target bpf) and embedded.
@@ -51,7 +58,7 @@ let package = Package(
         .target(name: "BerthDaemon", dependencies: ["BerthEngine", "BerthImage", "BerthNetwork", "BerthOCI", "BerthProbes", "BerthRuntime", "BerthSys", "CBerthTLS"], exclude: ["README.md"]),
         // programs/berth_dmz.c: the last exec before a container process, from a sealed memfd.
         .target(name: "BerthRuntime", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "CBerthLaunch"],
-                exclude: ["README.md", "programs"], plugins: ["BerthEmbedPlugin"]),
+                exclude: ["README.md", "programs"], swiftSettings: startPathSettings, plugins: ["BerthEmbedPlugin"]),
         // berth trace / berth top: containers of a runtime root seen through the probes.
         .target(name: "BerthTrace", dependencies: ["BerthSys", "BerthRuntime", "BerthCgroups", "BerthProbes"], exclude: ["README.md"]),
         .target(name: "BerthBench", dependencies: ["BerthSys", "BerthOCI", "BerthCgroups", "BerthSecurity", "BerthRuntime", "BerthProbes", "BerthImage", "BerthNetwork", "CBerthLaunch"], exclude: ["README.md"]),
@@ -63,6 +70,7 @@ let package = Package(
         .executableTarget(
             name: "berth-runtime",
             dependencies: ["BerthRuntime"],
+            swiftSettings: startPathSettings,
             // Every container start pays the runtime's own exec: linked fully static (no PIE, no
             // shared libraries), it maps ~180 pages instead of ~480 and starts in ~2.5 ms, not ~6.
             linkerSettings: [.unsafeFlags(["-static-executable"], .when(platforms: [.linux], configuration: .release))]

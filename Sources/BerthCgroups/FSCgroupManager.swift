@@ -57,13 +57,12 @@ public struct FSCgroupManager: CgroupManager {
 
     public func create() throws(BerthError) {
         if let parentNotes { try parentNotes.note(removableAncestors.filter { !Files.exists($0) }) }
+        let cpuset = v1Directory(for: "cpuset")
+        let freshCpuset = cpuset.map { !Files.exists($0) } ?? false
         for dir in directories { try Self.makeDirectory(dir) }
         // A new v1 cpuset is empty and refuses tasks (ENOSPC) until it has cpus and mems.
-        if let cpuset = v1Directory(for: "cpuset") {
-            for file in ["cpuset.cpus", "cpuset.mems"] {
-                let own = (try? Files.read(cpuset + "/" + file))?.trimmingWhitespace() ?? ""
-                if own.isEmpty { try inheritCpuset(cpuset, file: file) }
-            }
+        if let cpuset {
+            for file in ["cpuset.cpus", "cpuset.mems"] { try inheritCpuset(cpuset, file: file, fresh: freshCpuset) }
         }
         // v2: cpu, memory and pids accounting for every container, limits or not, as
         // runc does: stats, `events` and `berth top` read memory.current and pids.current.
@@ -85,22 +84,23 @@ public struct FSCgroupManager: CgroupManager {
         do { try Files.makeDirectories(dir) } catch { throw BerthError("create cgroup", path: dir, errno: error.errno) }
     }
 
-    /// Copies a cpuset file down from the nearest ancestor that has a value.
-    private func inheritCpuset(_ dir: String, file: String) throws(BerthError) {
-        var chain: [String] = []
+    /// Copies a cpuset file down from the nearest ancestor that has a value, into
+    /// the empty directories on the way. A directory just made (`fresh`) is empty,
+    /// or holds its parent's value (cgroup.clone_children): it is not read first.
+    private func inheritCpuset(_ dir: String, file: String, fresh: Bool) throws(BerthError) {
+        func value(_ d: String) -> String { (try? Files.read(d + "/" + file))?.trimmingWhitespace() ?? "" }
+        if !fresh && !value(dir).isEmpty { return }
+        var chain = [dir]
         var d = dir
-        var value = ""
+        var inherited = ""
         while let slash = d.lastIndex(of: "/"), d != "/" {
-            chain.append(d)
             d = String(d[..<slash])
-            value = (try? Files.read(d + "/" + file))?.trimmingWhitespace() ?? ""
-            if !value.isEmpty { break }
+            inherited = value(d)
+            if !inherited.isEmpty { break }
+            chain.append(d)
         }
-        guard !value.isEmpty else { return }
-        for dir in chain.reversed() {
-            let own = (try? Files.read(dir + "/" + file))?.trimmingWhitespace() ?? ""
-            if own.isEmpty { try Files.write(value, to: dir + "/" + file) }
-        }
+        guard !inherited.isEmpty else { return }
+        for empty in chain.reversed() { try Files.write(inherited, to: empty + "/" + file) }
     }
 
     /// v1: each resource goes to the hierarchy of its controller. A resource

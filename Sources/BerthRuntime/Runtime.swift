@@ -504,10 +504,23 @@ func connectUnix(_ path: String, purpose: String = "console socket") throws(Bert
 func rfc3339Now() -> String {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
-    var t = time_t(ts.tv_sec)
-    var tmv = tm()
-    gmtime_r(&t, &tmv)
-    func pad(_ v: Int32, _ w: Int) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
-    let nanos = String(ts.tv_nsec)
-    return "\(tmv.tm_year + 1900)-\(pad(tmv.tm_mon + 1, 2))-\(pad(tmv.tm_mday, 2))T\(pad(tmv.tm_hour, 2)):\(pad(tmv.tm_min, 2)):\(pad(tmv.tm_sec, 2)).\(String(repeating: "0", count: 9 - nanos.count) + nanos)Z"
+    // UTC from the epoch by hand: glibc's gmtime_r first loads /etc/localtime (tzset)
+    let days = Int(ts.tv_sec) / 86_400, secondOfDay = Int(ts.tv_sec) % 86_400
+    let (year, month, day) = civilDate(daysSinceEpoch: days)
+    func pad(_ v: Int, _ w: Int) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
+    return "\(year)-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(Int(ts.tv_nsec), 9))Z"
+}
+
+/// Proleptic Gregorian year, month (1-12) and day (1-31) of a day count from
+/// 1970-01-01 (Howard Hinnant's civil_from_days).
+func civilDate(daysSinceEpoch: Int) -> (year: Int, month: Int, day: Int) {
+    let z = daysSinceEpoch + 719_468
+    let era = (z >= 0 ? z : z - 146_096) / 146_097
+    let doe = z - era * 146_097
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+    let mp = (5 * doy + 2) / 153
+    let day = doy - (153 * mp + 2) / 5 + 1
+    let month = mp < 10 ? mp + 3 : mp - 9
+    return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
 }

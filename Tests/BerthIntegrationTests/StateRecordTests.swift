@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import BerthCgroups
 import BerthOCI
-import BerthRuntime
+@testable import BerthRuntime
 import BerthSys
 
 /// The state record and container ids: pure logic, no kernel.
@@ -46,5 +46,17 @@ struct StateRecordTests {
     ])
     func ids(id: String, valid: Bool) {
         #expect(((try? StateStore.validate(id: id)) != nil) == valid)
+    }
+
+    @Test("created timestamps: days since the epoch to the civil date, leap days and far years included")
+    func civilDates() {
+        let cases: [(Int, Int, Int, Int)] = [(0, 1970, 1, 1), (-1, 1969, 12, 31), (11016, 2000, 2, 29), (11017, 2000, 3, 1),
+                                             (19782, 2024, 2, 29), (20422, 2025, 11, 30), (2_932_896, 9999, 12, 31)]
+        for (days, year, month, day) in cases {
+            let d = civilDate(daysSinceEpoch: days)
+            #expect(d.year == year && d.month == month && d.day == day, "day \(days): \(d)")
+        }
+        let now = rfc3339Now()
+        #expect(now.count == 30 && now.hasSuffix("Z") && now.dropFirst(10).first == "T", "\(now)")
     }
 }
