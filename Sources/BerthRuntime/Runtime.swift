@@ -103,13 +103,11 @@ public struct Runtime: Sendable {
         // With v1 hierarchies the cgroups are made after the clone, on the other CPU
         // while the child mounts (a v2 directory comes first: CLONE_INTO_CGROUP needs it).
         plan.deferCgroupJoin = !cgroups.v1Directories.isEmpty && !plan.joins.contains { $0.kind == .cgroup }
-        func makeCgroups(placing v1: Bool, _ v2: Bool) throws(BerthError) -> Placement {
-            try cgroups.create()
+        func limitCgroups() throws(BerthError) {
             if let resources = spec.linux?.resources { try cgroups.apply(resources, warn: { log.warn($0) }) }
             if let rules = spec.linux?.resources?.devices, !rules.isEmpty {
                 try cgroups.applyDevices(rules, devices: spec.linux?.devices ?? [], warn: { log.warn($0) })
             }
-            return try cgroups.placement(v1: v1, v2: v2)
         }
         do throws(BerthError) {
             cleanupCgroups = true
@@ -117,7 +115,9 @@ public struct Runtime: Sendable {
                 try cgroups.createV2Directory()
                 fds.cgroup2 = try cgroups.placement(v1: false, v2: true).cgroup2FD ?? -1
             } else {
-                let placement = try makeCgroups(placing: true, true)
+                try cgroups.create()
+                try limitCgroups()
+                let placement = try cgroups.placement()
                 fds.cgroupTasks = placement.taskFDs
                 fds.cgroup2 = placement.cgroup2FD ?? -1
             }
@@ -166,9 +166,15 @@ public struct Runtime: Sendable {
                 state: creatingState,
                 makeCgroups: { () throws(BerthError) -> [Int32] in
                     let started = monotonicNanos()
-                    let tasks = try makeCgroups(placing: true, false).taskFDs
+                    try cgroups.create()
+                    let tasks = try cgroups.placement(v1: true, v2: false).taskFDs
                     timeline.record("cgroups-beside-child", nanoseconds: monotonicNanos() - started)
                     return tasks
+                },
+                limitCgroups: { () throws(BerthError) in
+                    let started = monotonicNanos()
+                    try limitCgroups()
+                    timeline.record("limits-beside-child", nanoseconds: monotonicNanos() - started)
                 },
                 runtimeHooks: { pid throws(BerthError) in
                     let state = creatingState(pid).encoded()
@@ -181,7 +187,7 @@ public struct Runtime: Sendable {
             // where the child's time went (skipped with time-namespace offsets: its clock differs)
             let m = launched.childMarks
             if m.count == Int(BERTH_MARK_COUNT.rawValue), plan.timeOffsets == nil, m.allSatisfy({ $0 > 0 }), m[0] > cloneStart {
-                let names = ["child:wait-go", "child:until-cgroups", "child:mounts", "child:pivot-and-paths", "child:process"]
+                let names = ["child:wait-go", "child:mounts-before-cgroups", "child:cgroup-wait", "child:mounts", "child:pivot-and-paths", "child:process"]
                 timeline.record("child:clone", nanoseconds: m[0] - cloneStart)
                 for i in 1..<m.count { timeline.record(names[i - 1], nanoseconds: m[i] &- m[i - 1]) }
             }

@@ -659,6 +659,18 @@ void berth_process_tail(const struct berth_plan *p) {
     if (p->seccomp_filter && p->no_new_privs && seccomp_notifies(p)) load_seccomp(p);
 }
 
+/* linux.devices, then the /dev symlinks, after the mounts that could cover them. */
+static void make_devices(const struct berth_plan *p, int rootfd) {
+    for (int i = 0; i < p->device_count; i++) make_device(rootfd, &p->devices[i]);
+    if (p->dev_symlinks) dev_symlinks(rootfd);
+}
+
+static int only_cgroup_mounts_from(const struct berth_plan *p, int first) {
+    for (int i = first; i < p->mount_count; i++)
+        if (!p->mounts[i].needs_cgroups) return 0;
+    return 1;
+}
+
 /* Writes "0" to each v1 tasks file (moving this task alone) and closes it. */
 static void join_tasks(const int *fds, int count) {
     for (int i = 0; i < count; i++) {
@@ -675,6 +687,7 @@ static void enter_cgroups(const struct berth_plan *p) {
     static int entered;
     if (entered) return;
     entered = 1;
+    mark(BERTH_MARK_CGROUPS_WAIT);
     if (p->defer_cgroup_join) {
         int fds[BERTH_MAX_CGROUP_FDS];
         int n = berth_sync_recv_fds(sync_fd, BERTH_SYNC_CGROUPS, fds, BERTH_MAX_CGROUP_FDS);
@@ -745,13 +758,18 @@ __attribute__((noreturn)) void berth_child_main(const struct berth_plan *p, int 
         FAIL(BERTH_STAGE_ROOT_PROPAGATION, p->rootfs);
     int rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0) FAIL(BERTH_STAGE_ROOTFS_BIND, p->rootfs);
+    int devices_made = 0;
     for (int i = 0; i < p->mount_count; i++) {
-        if (p->mounts[i].needs_cgroups) enter_cgroups(p);
+        if (p->mounts[i].needs_cgroups) {
+            /* When only cgroup mounts remain, no later mount can cover /dev: make the
+             * devices first, while the parent may still be making the cgroups. */
+            if (!devices_made && only_cgroup_mounts_from(p, i)) { make_devices(p, rootfd); devices_made = 1; }
+            enter_cgroups(p);
+        }
         do_mount(rootfd, &p->mounts[i]);
     }
     enter_cgroups(p);
-    for (int i = 0; i < p->device_count; i++) make_device(rootfd, &p->devices[i]);
-    if (p->dev_symlinks) dev_symlinks(rootfd);
+    if (!devices_made) make_devices(p, rootfd);
     close(rootfd);
     mark(BERTH_MARK_MOUNTS);
 

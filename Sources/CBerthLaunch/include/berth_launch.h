@@ -124,6 +124,7 @@ const char *berth_stage_name(int stage);
 enum berth_child_mark {
     BERTH_MARK_STARTED = 0,    /* first instruction after clone */
     BERTH_MARK_GO,             /* GO and the state received */
+    BERTH_MARK_CGROUPS_WAIT,   /* reached the point that needs the cgroups (then waits for CGROUPS) */
     BERTH_MARK_CGROUPS,        /* in the cgroups (and cgroup namespace): with a deferred
                                   join, after the mounts that need no cgroup */
     BERTH_MARK_MOUNTS,         /* the remaining mounts, devices, /dev symlinks done */
