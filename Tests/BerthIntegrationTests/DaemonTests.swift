@@ -415,7 +415,7 @@ struct DaemonTests {
     }
 
     @Test("daemon --probes: /metrics adds each container's syscall count, syscall latency and run-queue histograms from eBPF",
-          .enabled(if: Host.hasBTF, "needs BTF for the probes"))
+          .enabled(if: Host.probesRun, Host.probesReason))
     func probeMetrics() throws {
         let d = try DaemonEnvironment(extra: ["--probes"])
         #expect(try d.docker(["run", "-d", "--name", "busy", "--cgroup-parent", d.engine.cgroupParent, "busybox", "sh", "-c",

@@ -6,7 +6,7 @@ import BerthRuntime
 /// berth trace on the real kernel: what the probes count and report for a container
 /// traced from its first instruction (org.berth.trace.wait), and that nothing of
 /// berth stays in the kernel afterwards.
-@Suite("probes: berth trace and berth top with eBPF", .enabled(if: Host.canRunContainers && Host.hasBTF, Host.reason))
+@Suite("probes: berth trace and berth top with eBPF", .enabled(if: Host.canRunContainers, Host.reason), .enabled(if: Host.probesRun, Host.probesReason))
 struct ProbeTests {
     /// One trace: its JSON lines split into events and the summary.
     struct Trace {

@@ -20,7 +20,9 @@
  *   |      |                | (SCM_RIGHTS)       | cgroups while the child mounted; the fds are   |
  *   |      |                |                    | their tasks files. The child waits for it      |
  *   |      |                |                    | before the first mount that shows a cgroup,    |
- *   |      |                |                    | else after the mounts, and before any hook     |
+ *   |      |                |                    | else after the mounts, and before any hook.    |
+ *   |      |                |                    | The parent then writes the limits and device   |
+ *   |      |                |                    | rules before it reads the next message         |
  *   | 3    | child → parent | HOOKS              | mounts done: run prestart + createRuntime      |
  *   |      |                |                    | (sent only when the plan has such hooks)       |
  *   | 4    | parent → child | HOOKS_DONE         | hooks succeeded (on failure the parent kills)  |
