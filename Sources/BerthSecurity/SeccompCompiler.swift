@@ -149,8 +149,13 @@ public enum SeccompCompiler {
 
     /// compile() with a cache under `directory` keyed by a hash of the profile:
     /// a second start with the same profile reads the program instead of compiling it.
+    /// The cache file of `profile` (it may not exist yet).
+    public static func cachePath(_ profile: Seccomp, cacheDirectory: String) -> String {
+        cacheDirectory + "/" + String(profile.cacheKey(), radix: 16) + ".bpf"
+    }
+
     public static func compileCached(_ profile: Seccomp, cacheDirectory: String, warn: (String) -> Void) throws(BerthError) -> CompiledSeccomp {
-        let path = cacheDirectory + "/" + String(profile.cacheKey(), radix: 16) + ".bpf"
+        let path = cachePath(profile, cacheDirectory: cacheDirectory)
         if let cached = (try? Files.readBytes(path)).flatMap(CompiledSeccomp.init(serialized:)) { return cached }
         let compiled = try compile(profile, warn: warn)
         try? Files.makeDirectories(cacheDirectory, mode: 0o700)

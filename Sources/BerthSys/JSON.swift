@@ -276,6 +276,14 @@ public protocol JSONReadable {
     /// How an error names what was expected (`a string`, `a non-negative integer`).
     static var jsonExpected: String { get }
     init(json: JSON, path: String) throws(BerthError)
+    /// The value when reading it needs no path (it cannot fail), else nil: an array
+    /// of these then builds no `[i]` path per element (a seccomp profile has
+    /// hundreds of syscall names).
+    static func withoutPath(_ json: JSON) -> Self?
+}
+
+extension JSONReadable {
+    public static func withoutPath(_ json: JSON) -> Self? { nil }
 }
 
 /// A JSON object read field by field: `init(_:)` gets the fields, with the object's path for errors.
@@ -330,6 +338,10 @@ public struct JSONObject {
 
 extension String: JSONReadable, JSONWritable {
     public static var jsonExpected: String { "a string" }
+    public static func withoutPath(_ json: JSON) -> String? {
+        if case .string(let s) = json { return s }
+        return nil
+    }
     public init(json: JSON, path: String) throws(BerthError) {
         guard case .string(let s) = json else { throw JSON.mismatch(path, expected: Self.jsonExpected, found: json) }
         self = s
@@ -375,7 +387,10 @@ extension Array: JSONReadable where Element: JSONReadable {
         guard case .array(let items) = json else { throw JSON.mismatch(path, expected: Self.jsonExpected, found: json) }
         var out: [Element] = []
         out.reserveCapacity(items.count)
-        for (i, item) in items.enumerated() { out.append(try Element(json: item, path: "\(path)[\(i)]")) }
+        for (i, item) in items.enumerated() {
+            if let plain = Element.withoutPath(item) { out.append(plain); continue }
+            out.append(try Element(json: item, path: "\(path)[\(i)]"))
+        }
         self = out
     }
 }
