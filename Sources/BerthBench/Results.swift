@@ -83,6 +83,6 @@ func runtimeOrder(_ name: String) -> Int {
 }
 
 /// berth's phases in the order they happen.
-let phaseOrder = ["config", "plan", "cgroups", "clone-to-ready", "cgroups-beside-child", "limits-beside-child", "child:clone", "child:wait-go", "child:mounts-before-cgroups", "child:cgroup-wait",
+let phaseOrder = ["config", "plan", "cgroups", "clone-to-ready", "cgroups-beside-child", "child:clone", "child:wait-go", "child:mounts-before-cgroups", "child:cgroup-wait",
                   "child:mounts", "child:pivot-and-paths", "child:process", "state", "total-until-start",
                   "start-to-exec", "exec-to-exit", "delete", "total-after-start"]

@@ -31,15 +31,11 @@ enum Launcher {
     /// Clones the container init, writes id maps, sends GO with the state, runs
     /// the runtime-namespace hooks when asked, and returns once the child is READY.
     /// With `plan.deferCgroupJoin`, `makeCgroups` runs after GO, while the child
-    /// mounts, and returns the v1 tasks fds the child joins (sent, then closed here);
-    /// `limitCgroups` then writes the limits and device rules while the child goes on
-    /// (as runc sets them after its child's rootfs setup): before READY is read, so
-    /// before any hook and before the container is created.
+    /// mounts, and returns the v1 tasks fds the child joins (sent, then closed here).
     static func launchInit(plan: LaunchPlan, fds: LaunchFDs, preserveFDs: Int,
                            seccompListener: SeccompListener?,
                            state: (pid_t) -> State,
                            makeCgroups: () throws(BerthError) -> [Int32],
-                           limitCgroups: () throws(BerthError) -> Void,
                            runtimeHooks: (pid_t) throws(BerthError) -> Void) throws(BerthError) -> LaunchedProcess {
         let arena = PlanArena()
         let dmz = try Dmz.sealedCopy()
@@ -62,7 +58,6 @@ enum Launcher {
                 tasks.forEach { close($0) }
                 // a child that failed meanwhile has said why before it closed its end
                 if r != 0 { _ = try receive(sync, pid: pid); throw BerthError("send cgroups to container", errno: -r) }
-                try limitCgroups()
             }
             loop: while true {
                 let msg = try receive(sync, pid: pid)

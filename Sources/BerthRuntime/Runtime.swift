@@ -165,16 +165,14 @@ public struct Runtime: Sendable {
                 seccompListener: seccompListener,
                 state: creatingState,
                 makeCgroups: { () throws(BerthError) -> [Int32] in
+                    // limits and device rules too, before the child joins: a device it makes
+                    // after the join is checked against complete rules, never half-written ones
                     let started = monotonicNanos()
                     try cgroups.create()
+                    try limitCgroups()
                     let tasks = try cgroups.placement(v1: true, v2: false).taskFDs
                     timeline.record("cgroups-beside-child", nanoseconds: monotonicNanos() - started)
                     return tasks
-                },
-                limitCgroups: { () throws(BerthError) in
-                    let started = monotonicNanos()
-                    try limitCgroups()
-                    timeline.record("limits-beside-child", nanoseconds: monotonicNanos() - started)
                 },
                 runtimeHooks: { pid throws(BerthError) in
                     let state = creatingState(pid).encoded()

@@ -21,8 +21,7 @@
  *   |      |                |                    | their tasks files. The child waits for it      |
  *   |      |                |                    | before the first mount that shows a cgroup,    |
  *   |      |                |                    | else after the mounts, and before any hook.    |
- *   |      |                |                    | The parent then writes the limits and device   |
- *   |      |                |                    | rules before it reads the next message         |
+ *   |      |                |                    | Limits and device rules are written first      |
  *   | 3    | child → parent | HOOKS              | mounts done: run prestart + createRuntime      |
  *   |      |                |                    | (sent only when the plan has such hooks)       |
  *   | 4    | parent → child | HOOKS_DONE         | hooks succeeded (on failure the parent kills)  |
