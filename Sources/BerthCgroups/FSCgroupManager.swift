@@ -56,7 +56,7 @@ public struct FSCgroupManager: CgroupManager {
     public var ancestors: [String] { removableAncestors }
 
     public func create() throws(BerthError) {
-        if let parentNotes { try parentNotes.note(removableAncestors.filter { !Files.exists($0) }) }
+        try noteMissingParents()
         let cpuset = v1Directory(for: "cpuset")
         let freshCpuset = cpuset.map { !Files.exists($0) } ?? false
         for dir in directories { try Self.makeDirectory(dir) }
@@ -77,7 +77,14 @@ public struct FSCgroupManager: CgroupManager {
     /// clone when the v1 ones are made after it (a deferred join); `create` later
     /// finds it there.
     public func createV2Directory() throws(BerthError) {
+        try noteMissingParents()
         if let v2Directory { try Self.makeDirectory(v2Directory) }
+    }
+
+    /// Notes the parents about to be made, before they are (a create that fails
+    /// half-way still removes them).
+    private func noteMissingParents() throws(BerthError) {
+        if let parentNotes { try parentNotes.note(removableAncestors.filter { !Files.exists($0) }) }
     }
 
     private static func makeDirectory(_ dir: String) throws(BerthError) {

@@ -50,6 +50,19 @@ struct FakeCgroupfsTests {
         #expect(manager.processes() == [7, 42])
     }
 
+    @Test("the v2 directory made before the clone (a deferred join) notes its new parent too")
+    func v2FirstNotesParent() throws {
+        let fs = try FakeCgroupfs()
+        let notes = ParentCgroupNotes(directory: fs.root + "/notes")
+        var m = FSCgroupManager(layout: fs.layout, path: CgroupPath("berth/c9"), caller: ProcessCgroups(paths: [:]))
+        m.parentNotes = notes
+        try fs.emptyCpusetFiles(under: ["berth", "berth/c9"])
+        try m.createV2Directory()
+        try m.create()
+        #expect(notes.isNoted(fs.root + "/unified/berth"), "made by createV2Directory, so berth's to remove")
+        #expect(notes.isNoted(fs.root + "/memory/berth"))
+    }
+
     @Test("destroy removes the container's directories, and a parent berth made once its last container goes; a parent that was there before stays")
     func destroy() throws {
         let fs = try FakeCgroupfs()
