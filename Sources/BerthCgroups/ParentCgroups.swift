@@ -24,11 +24,7 @@ public struct ParentCgroupNotes: Sendable {
             default: name.unicodeScalars.append(c)
             }
         }
-        if name.utf8.count > 240 {
-            var hash: UInt64 = 0xcbf29ce484222325
-            for b in cgroup.utf8 { hash = (hash ^ UInt64(b)) &* 0x100000001b3 }
-            name = "hash-" + String(hash, radix: 16)
-        }
+        if name.utf8.count > 240 { name = "hash-" + String(FNV1a.hash(cgroup), radix: 16) }
         return directory + "/" + name
     }
 

@@ -69,22 +69,16 @@ public struct NetworkStore: Sendable {
 
     public init(dataRoot: String, defaultRoot: String, defaultSubnet: String? = nil) {
         root = dataRoot + "/networks"
-        let tag = dataRoot == defaultRoot ? "" : String(Self.fnv1a(dataRoot), radix: 16).prefix(8).description
+        let tag = dataRoot == defaultRoot ? "" : String(FNV1a.hash(dataRoot), radix: 16).prefix(8).description
         defaultBridge = tag.isEmpty ? "berth0" : "bz" + tag
         natTable = tag.isEmpty ? "berth" : "berth_" + tag
         self.defaultSubnet = defaultSubnet
         if tag.isEmpty {
             defaultPool = (0..<12).map { IPv4Subnet(address: IPv4Address(UInt32(172 << 24 | (31 - $0) << 16)), prefix: 16) }
         } else {
-            let start = Int(Self.fnv1a(dataRoot) % 256)
+            let start = Int(FNV1a.hash(dataRoot) % 256)
             defaultPool = (0..<256).map { IPv4Subnet(address: IPv4Address(UInt32(10 << 24 | 200 << 16 | ((start + $0) % 256) << 8)), prefix: 24) }
         }
-    }
-
-    static func fnv1a(_ s: String) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return h
     }
 
     func path(_ id: String) -> String { root + "/" + id + ".json" }

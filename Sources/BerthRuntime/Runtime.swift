@@ -85,8 +85,10 @@ public struct Runtime: Sendable {
             + (layout.v2.flatMap { h in cgroups.v2Directory.map { [(h, $0)] } } ?? [])
         var plan = try compiler.compile(spec)
         var seccomp: CompiledSeccomp?
+        var seccompCacheFile: String?
         if let profile = spec.linux?.seccomp {
-            let compiled = try SeccompCompiler.compileCached(profile, cacheDirectory: store.seccompCache, warn: { log.warn($0) })
+            let (compiled, file) = try SeccompCompiler.compileCached(profile, cacheDirectory: store.seccompCache, warn: { log.warn($0) })
+            seccompCacheFile = file
             plan.seccompProgram = compiled.program
             plan.seccompFlags = compiled.flags
             // Early when nothing the child still calls could be refused: no notify
@@ -103,11 +105,15 @@ public struct Runtime: Sendable {
         // With v1 hierarchies the cgroups are made after the clone, on the other CPU
         // while the child mounts (a v2 directory comes first: CLONE_INTO_CGROUP needs it).
         plan.deferCgroupJoin = !cgroups.v1Directories.isEmpty && !plan.joins.contains { $0.kind == .cgroup }
-        func limitCgroups() throws(BerthError) {
+        // Limits and device rules before the tasks files are handed out: a device the
+        // child makes after its join meets complete rules, never half-written ones.
+        func makeCgroups(openingV2 v2: Bool) throws(BerthError) -> Placement {
+            try cgroups.create()
             if let resources = spec.linux?.resources { try cgroups.apply(resources, warn: { log.warn($0) }) }
             if let rules = spec.linux?.resources?.devices, !rules.isEmpty {
                 try cgroups.applyDevices(rules, devices: spec.linux?.devices ?? [], warn: { log.warn($0) })
             }
+            return try cgroups.placement(v1: true, v2: v2)
         }
         do throws(BerthError) {
             cleanupCgroups = true
@@ -115,9 +121,7 @@ public struct Runtime: Sendable {
                 try cgroups.createV2Directory()
                 fds.cgroup2 = try cgroups.placement(v1: false, v2: true).cgroup2FD ?? -1
             } else {
-                try cgroups.create()
-                try limitCgroups()
-                let placement = try cgroups.placement()
+                let placement = try makeCgroups(openingV2: true)
                 fds.cgroupTasks = placement.taskFDs
                 fds.cgroup2 = placement.cgroup2FD ?? -1
             }
@@ -165,12 +169,8 @@ public struct Runtime: Sendable {
                 seccompListener: seccompListener,
                 state: creatingState,
                 makeCgroups: { () throws(BerthError) -> [Int32] in
-                    // limits and device rules too, before the child joins: a device it makes
-                    // after the join is checked against complete rules, never half-written ones
                     let started = monotonicNanos()
-                    try cgroups.create()
-                    try limitCgroups()
-                    let tasks = try cgroups.placement(v1: true, v2: false).taskFDs
+                    let tasks = try makeCgroups(openingV2: false).taskFDs
                     timeline.record("cgroups-beside-child", nanoseconds: monotonicNanos() - started)
                     return tasks
                 },
@@ -203,12 +203,11 @@ public struct Runtime: Sendable {
             record.seccompFilter = seccomp != nil ? true : nil
             record.seccompListener = seccompListener
             do throws(BerthError) {
-                if let seccomp, let profile = spec.linux?.seccomp {
-                    // the container's copy for exec: a hard link to the cache file (its bytes never
-                    // change: a new compile renames a new file in), else a file of its own. On ext4 a
-                    // write+rename and the unlink at delete cost ~0.3 ms; a link and its unlink ~0.05.
-                    let cached = SeccompCompiler.cachePath(profile, cacheDirectory: store.seccompCache)
-                    if link(cached, store.seccompFilter(id)) != 0 {
+                if let seccomp, let seccompCacheFile {
+                    // the container's copy for exec: a hard link to the cache file, else a file of
+                    // its own. On ext4 a write+rename and the unlink at delete cost ~0.3 ms; a link
+                    // and its unlink ~0.05.
+                    if link(seccompCacheFile, store.seccompFilter(id)) != 0 {
                         try Files.writeAtomically(seccomp.serialized, to: store.seccompFilter(id), mode: 0o600)
                     }
                 }

@@ -149,18 +149,15 @@ public enum SeccompCompiler {
 
     /// compile() with a cache under `directory` keyed by a hash of the profile:
     /// a second start with the same profile reads the program instead of compiling it.
-    /// The cache file of `profile` (it may not exist yet).
-    public static func cachePath(_ profile: Seccomp, cacheDirectory: String) -> String {
-        cacheDirectory + "/" + String(profile.cacheKey(), radix: 16) + ".bpf"
-    }
-
-    public static func compileCached(_ profile: Seccomp, cacheDirectory: String, warn: (String) -> Void) throws(BerthError) -> CompiledSeccomp {
-        let path = cachePath(profile, cacheDirectory: cacheDirectory)
-        if let cached = (try? Files.readBytes(path)).flatMap(CompiledSeccomp.init(serialized:)) { return cached }
+    /// `file` is the cache file, whose bytes never change once there (a new compile
+    /// renames a new file in); it is missing when it could not be written.
+    public static func compileCached(_ profile: Seccomp, cacheDirectory: String, warn: (String) -> Void) throws(BerthError) -> (filter: CompiledSeccomp, file: String) {
+        let path = cacheDirectory + "/" + String(profile.cacheKey(), radix: 16) + ".bpf"
+        if let cached = (try? Files.readBytes(path)).flatMap(CompiledSeccomp.init(serialized:)) { return (cached, path) }
         let compiled = try compile(profile, warn: warn)
         try? Files.makeDirectories(cacheDirectory, mode: 0o700)
         try? Files.writeAtomically(compiled.serialized, to: path, mode: 0o600)
-        return compiled
+        return (compiled, path)
     }
 
 }
@@ -171,8 +168,8 @@ extension Seccomp {
     /// through JSONEncoder costs a measurable part of a start). The salt changes when
     /// the compiler's output for the same profile changes.
     func cacheKey() -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        func add(_ s: String) { for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }; h = (h ^ 0xff) &* 0x0000_0100_0000_01b3 }
+        var h = FNV1a()
+        func add(_ s: String) { h.add(s); h.add(0xff) }
         func add(_ n: UInt64?) { add(n.map { String($0) } ?? "-") }
         add("berth-seccomp-3")
         add(defaultAction); add(defaultErrnoRet.map(UInt64.init))
@@ -184,6 +181,6 @@ extension Seccomp {
             add(rule.action); add(rule.errnoRet.map(UInt64.init))
             for arg in rule.args ?? [] { add(UInt64(arg.index)); add(arg.value); add(arg.valueTwo); add(arg.op) }
         }
-        return h
+        return h.value
     }
 }
